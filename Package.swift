@@ -1,0 +1,80 @@
+// swift-tools-version:6.1
+//
+// peerpool: layers from the bottom up, each module importing only the ones below it.
+//
+//   CNGTCP2, CZMQ          C system libraries (Debian: libngtcp2-crypto-gnutls-dev, libzmq3-dev)
+//   PeerpoolIdentity       ID52 names, ed25519 secret keys, self-signed certificates
+//   PeerpoolQUIC           authenticated QUIC endpoint, connections and streams on ngtcp2 + GnuTLS
+//   peerpool               the command-line tool
+import PackageDescription
+
+let package = Package(
+    name: "peerpool",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "peerpool", targets: ["peerpool"]),
+        .library(name: "PeerpoolIdentity", targets: ["PeerpoolIdentity"]),
+        .library(name: "PeerpoolQUIC", targets: ["PeerpoolQUIC"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/attaswift/BigInt.git", from: "6.0.1"),
+    ],
+    targets: [
+        // ngtcp2 0.12 + its GnuTLS crypto helper + GnuTLS. The shim holds only what Swift cannot
+        // import: versioned function-like macros, a variadic logging callback, gnutls_free.
+        .systemLibrary(
+            name: "CNGTCP2",
+            pkgConfig: "libngtcp2_crypto_gnutls",
+            providers: [.apt(["libngtcp2-dev", "libngtcp2-crypto-gnutls-dev", "libgnutls28-dev"])]
+        ),
+        // libzmq. No pkgConfig on purpose: Debian's libzmq.pc adds -isystem flags SwiftPM rejects.
+        .systemLibrary(name: "CZMQ", providers: [.apt(["libzmq3-dev"])]),
+        .target(
+            name: "PeerpoolIdentity",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "BigInt", package: "BigInt"),
+            ]
+        ),
+        .target(
+            name: "PeerpoolQUIC",
+            dependencies: [
+                "CNGTCP2",
+                "PeerpoolIdentity",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "peerpool",
+            dependencies: [
+                "PeerpoolIdentity",
+                "PeerpoolQUIC",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(name: "PeerpoolIdentityTests", dependencies: ["PeerpoolIdentity"]),
+        .testTarget(
+            name: "PeerpoolQUICTests",
+            dependencies: [
+                "PeerpoolQUIC", "PeerpoolIdentity", "CZMQ",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,124 @@
+import Logging
+import NIOCore
+import NIOPosix
+import PeerpoolIdentity
+
+/// One UDP socket speaking authenticated QUIC, holding one or more local identities.
+///
+/// It dials out (`connect`) and, if `acceptIncoming` was set, answers peers that name one of
+/// its identities in SNI (`incomingConnections`). Every connection on it runs on the socket's
+/// event loop; scale across cores with more endpoints (or worker processes).
+public final class QUICEndpoint: Sendable {
+    let core: QUICEndpointCore
+    /// The address the socket is bound to (with the real port when bound to port 0).
+    public let localAddress: SocketAddress
+    /// The identities this endpoint can present.
+    public let identities: [ID52]
+    /// Established incoming connections, in arrival order. Bounded by
+    /// `QUICConfiguration.acceptBacklog`: past it, new connections are refused.
+    public let incomingConnections: AsyncStream<QUICConnection>
+
+    private init(core: QUICEndpointCore, localAddress: SocketAddress, identities: [ID52], incoming: AsyncStream<QUICConnection>) {
+        self.core = core
+        self.localAddress = localAddress
+        self.identities = identities
+        self.incomingConnections = incoming
+    }
+
+    /// Binds a UDP socket (IPv4 or IPv6, port 0 for any) and starts serving it.
+    public static func bind(
+        host: String,
+        port: Int,
+        identities: [SecretKey],
+        acceptIncoming: Bool = true,
+        configuration: QUICConfiguration = QUICConfiguration(),
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        logger: Logger = Logger(label: "peerpool.quic", factory: { _ in SwiftLogNoOpLogHandler() })
+    ) async throws -> QUICEndpoint {
+        let tls = try TLSContext(identities: identities, alpn: configuration.alpn)
+        let (stream, continuation) = AsyncStream<QUICConnection>.makeStream(
+            bufferingPolicy: .bufferingOldest(configuration.acceptBacklog))
+        let offload = configuration.useOffload && System.supportsUDPSegmentationOffload
+        let receiveOffload = configuration.useOffload && System.supportsUDPReceiveOffload
+        let bootstrap = DatagramBootstrap(group: eventLoopGroup)
+            .channelOption(.socketOption(.so_reuseaddr), value: 1)
+            .channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(configuration.socketBufferSize))
+            .channelOption(.socketOption(.so_sndbuf), value: SocketOptionValue(configuration.socketBufferSize))
+            .channelOption(.writeBufferWaterMark, value: .init(low: 256 * 1024, high: 1024 * 1024))
+            .channelOption(.datagramVectorReadMessageCount, value: receiveOffload ? 8 : 32)
+            .channelOption(
+                .recvAllocator,
+                value: FixedSizeRecvByteBufferAllocator(capacity: receiveOffload ? 8 * 65_536 : 32 * 2048))
+        let channel: any Channel
+        do {
+            channel = try await bootstrap.bind(host: host, port: port).get()
+            if receiveOffload {
+                try await channel.setOption(.datagramReceiveOffload, value: true).get()
+                try await channel.setOption(.datagramReceiveSegmentSize, value: true).get()
+            }
+        } catch {
+            throw QUICError(.bind, "cannot bind UDP \(host):\(port): \(error)")
+        }
+        guard let localAddress = channel.localAddress else {
+            channel.close(promise: nil)
+            throw QUICError(.bind, "UDP socket \(host):\(port) has no local address")
+        }
+        let core = QUICEndpointCore(
+            channel: channel, localAddress: localAddress, tls: tls, configuration: configuration,
+            segmentationOffload: offload, acceptsConnections: acceptIncoming, incoming: continuation, logger: logger)
+        try await channel.eventLoop.submit {
+            try channel.pipeline.syncOperations.addHandler(QUICEndpointHandler(core: core))
+        }.get()
+        return QUICEndpoint(
+            core: core, localAddress: localAddress, identities: identities.map(\.id52), incoming: stream)
+    }
+
+    /// Connects to `peer` at `address`, presenting `identity` (optional when the endpoint holds
+    /// exactly one). Returns once the handshake is complete and the peer proved `peer`'s key.
+    /// Fails with `.wrongPeerKey` naming both keys when another key answers, `.handshakeTimeout`
+    /// after `QUICConfiguration.handshakeTimeout`.
+    public func connect(to peer: ID52, at address: SocketAddress, as identity: ID52? = nil) async throws -> QUICConnection {
+        try await core.connect(to: peer, at: address, as: identity)
+    }
+
+    /// Closes every connection with `code` and then the socket.
+    public func close(code: UInt64 = 0) async {
+        await core.close(code: code)
+        try? await core.channel.closeFuture.get()
+    }
+
+    /// Connections open or handshaking on this socket.
+    public var connectionCount: Int {
+        get async { await core.connectionCount }
+    }
+}
+
+/// Feeds the socket's datagrams into the endpoint; runs on the channel's event loop.
+final class QUICEndpointHandler: ChannelInboundHandler {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+
+    private let core: QUICEndpointCore
+
+    init(core: QUICEndpointCore) {
+        self.core = core
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let envelope = unwrapInboundIn(data)
+        core.assumeIsolated { $0.receive(envelope) }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        core.assumeIsolated { $0.readComplete() }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        let writable = context.channel.isWritable
+        core.assumeIsolated { $0.writabilityChanged(writable) }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // ICMP errors (ECONNREFUSED from a closed peer port) arrive here; QUIC's own timers decide
+        // what they mean, so the socket stays open.
+    }
+}

@@ -1,0 +1,229 @@
+import CNGTCP2
+import Logging
+import NIOCore
+import PeerpoolIdentity
+
+/// The routing table of one UDP socket: which connection each connection ID belongs to, and
+/// new server connections for Initial packets nobody knows yet.
+///
+/// Runs on the socket channel's event loop, like every connection on it, so all of them share
+/// one serial executor and call each other with `assumeIsolated`.
+actor QUICEndpointCore {
+    nonisolated let eventLoop: any EventLoop
+    nonisolated var unownedExecutor: UnownedSerialExecutor { eventLoop.executor.asUnownedSerialExecutor() }
+
+    nonisolated let channel: any Channel
+    nonisolated let allocator: ByteBufferAllocator
+    nonisolated let localAddress: SocketAddress
+    let tls: TLSContext
+    let configuration: QUICConfiguration
+    let logger: Logger
+    let segmentationOffload: Bool
+    /// Whether peers may connect to us. False for endpoints that only dial out.
+    let acceptsConnections: Bool
+
+    private var routes: [ConnectionID: QUICConnectionCore] = [:]
+    private var connections: Set<ObjectIdentifier> = []
+    private var closed = false
+    private let incoming: AsyncStream<QUICConnection>.Continuation
+
+    /// Connections that received packets in the current read batch and owe an answer.
+    private var pendingWrites: [QUICConnectionCore] = []
+    /// Connections that stopped writing because the channel was full.
+    private var blockedWriters: [QUICConnectionCore] = []
+    private(set) var channelWritable = true
+
+    init(
+        channel: any Channel, localAddress: SocketAddress, tls: TLSContext, configuration: QUICConfiguration,
+        segmentationOffload: Bool, acceptsConnections: Bool, incoming: AsyncStream<QUICConnection>.Continuation,
+        logger: Logger
+    ) {
+        self.eventLoop = channel.eventLoop
+        self.channel = channel
+        self.allocator = channel.allocator
+        self.localAddress = localAddress
+        self.tls = tls
+        self.configuration = configuration
+        self.segmentationOffload = segmentationOffload
+        self.acceptsConnections = acceptsConnections
+        self.incoming = incoming
+        self.logger = logger
+    }
+
+    // MARK: Packets from the channel
+
+    /// One received datagram, or several coalesced by GRO (`segmentSize` set).
+    func receive(_ envelope: AddressedEnvelope<ByteBuffer>) {
+        guard !closed else { return }
+        let segment = envelope.metadata?.segmentSize ?? envelope.data.readableBytes
+        envelope.data.withUnsafeReadableBytes { all in
+            var offset = 0
+            while offset < all.count {
+                let length = min(segment > 0 ? segment : all.count, all.count - offset)
+                receiveDatagram(UnsafeRawBufferPointer(rebasing: all[offset..<(offset + length)]), from: envelope.remoteAddress)
+                offset += length
+            }
+        }
+    }
+
+    private func receiveDatagram(_ datagram: UnsafeRawBufferPointer, from remote: SocketAddress) {
+        guard let base = datagram.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return }
+        var versionCID = ngtcp2_version_cid()
+        let rv = ngtcp2_pkt_decode_version_cid(&versionCID, base, datagram.count, ConnectionID.localLength)
+        guard rv == 0, let dcid = versionCID.dcid else {
+            // Unsupported version or garbage: peerpool speaks QUIC v1 only and answers nothing.
+            return
+        }
+        let key = ConnectionID(bytes: dcid, count: versionCID.dcidlen)
+        if let connection = routes[key] {
+            let lent = Unchecked(datagram)
+            connection.assumeIsolated { $0.receive(lent.value, from: remote) }
+            return
+        }
+        accept(datagram, base: base, from: remote)
+    }
+
+    /// A packet for no known connection: a client's first Initial starts a server connection.
+    private func accept(_ datagram: UnsafeRawBufferPointer, base: UnsafePointer<UInt8>, from remote: SocketAddress) {
+        guard acceptsConnections, !tls.identities.isEmpty else { return }
+        var header = ngtcp2_pkt_hd()
+        guard ngtcp2_accept(&header, base, datagram.count) == 0 else { return }
+        guard connections.count < configuration.maxConnections else {
+            logger.debug("QUIC connection refused: endpoint at its connection limit")
+            return
+        }
+        let connection = QUICConnectionCore(
+            endpoint: self, eventLoop: eventLoop, tls: tls, configuration: configuration, isServer: true,
+            remoteAddress: remote, localIdentity: nil, expectedPeer: nil, logger: logger)
+        do {
+            try connection.assumeIsolated { try $0.startServer(localAddress: localAddress, header: header) }
+        } catch {
+            logger.debug("QUIC server connection setup failed", metadata: ["error": "\(error)"])
+            return
+        }
+        add(connection)
+        let lent = Unchecked(datagram)
+        connection.assumeIsolated { $0.receive(lent.value, from: remote) }
+    }
+
+    /// End of one read burst: every connection that received something answers now.
+    func readComplete() {
+        let writers = pendingWrites
+        pendingWrites = []
+        for connection in writers {
+            connection.assumeIsolated {
+                $0.pendingWriteQueued = false
+                $0.writePackets()
+            }
+        }
+        channel.flush()
+    }
+
+    func needsWrite(_ connection: QUICConnectionCore) {
+        guard !connection.assumeIsolated({ $0.pendingWriteQueued }) else { return }
+        connection.assumeIsolated { $0.pendingWriteQueued = true }
+        pendingWrites.append(connection)
+    }
+
+    func writabilityChanged(_ writable: Bool) {
+        channelWritable = writable
+        guard writable else { return }
+        let blocked = blockedWriters
+        blockedWriters = []
+        for connection in blocked { connection.assumeIsolated { $0.writePackets() } }
+        channel.flush()
+    }
+
+    func waitForWritable(_ connection: QUICConnectionCore) {
+        if !blockedWriters.contains(where: { $0 === connection }) { blockedWriters.append(connection) }
+    }
+
+    // MARK: Connections
+
+    func connect(to peer: ID52, at address: SocketAddress, as identity: ID52?) async throws -> QUICConnection {
+        guard !closed else { throw QUICError(.endpointClosed, "QUIC endpoint is closed") }
+        let local: TLSIdentity
+        if let identity {
+            guard let found = tls.identities[identity] else {
+                throw QUICError(.noIdentity, "this endpoint holds no secret key for \(identity)")
+            }
+            local = found
+        } else {
+            guard tls.identities.count == 1, let only = tls.identities.values.first else {
+                throw QUICError(.noIdentity, tls.identities.isEmpty
+                    ? "this endpoint holds no identity to connect with"
+                    : "this endpoint holds \(tls.identities.count) identities: say which one connects")
+            }
+            local = only
+        }
+        guard connections.count < configuration.maxConnections else {
+            throw QUICError(.limitReached, "QUIC endpoint holds \(connections.count) connections, its limit")
+        }
+        let connection = try startClient(to: peer, at: address, as: local)
+        return try await connection.handshake()
+    }
+
+    private func startClient(to peer: ID52, at address: SocketAddress, as local: TLSIdentity) throws -> QUICConnectionCore {
+        let connection = QUICConnectionCore(
+            endpoint: self, eventLoop: eventLoop, tls: tls, configuration: configuration, isServer: false,
+            remoteAddress: address, localIdentity: local, expectedPeer: peer, logger: logger)
+        try connection.assumeIsolated { try $0.startClient(localAddress: localAddress, serverName: peer) }
+        add(connection)
+        return connection
+    }
+
+    private func add(_ connection: QUICConnectionCore) {
+        connections.insert(ObjectIdentifier(connection))
+        for id in connection.assumeIsolated({ $0.connectionIDs }) { routes[id] = connection }
+    }
+
+    func route(_ id: ConnectionID, to connection: QUICConnectionCore) {
+        routes[id] = connection
+    }
+
+    func unroute(_ id: ConnectionID) {
+        routes[id] = nil
+    }
+
+    /// A connection ended: forget its routes.
+    func remove(_ connection: QUICConnectionCore) {
+        guard connections.remove(ObjectIdentifier(connection)) != nil else { return }
+        for id in connection.assumeIsolated({ $0.connectionIDs }) where routes[id] === connection {
+            routes[id] = nil
+        }
+        pendingWrites.removeAll { $0 === connection }
+        blockedWriters.removeAll { $0 === connection }
+    }
+
+    /// A server connection finished its handshake: offer it to `accept`, or refuse it when the
+    /// backlog is full.
+    func deliverIncoming(_ handle: QUICConnection, core: QUICConnectionCore) {
+        switch incoming.yield(handle) {
+        case .enqueued: return
+        case .dropped, .terminated:
+            core.assumeIsolated {
+                $0.terminate(.error("refused: accept backlog full"), closeWith: .transport(UInt64(NGTCP2_CONNECTION_REFUSED)))
+            }
+        @unknown default: return
+        }
+    }
+
+    var connectionCount: Int { connections.count }
+
+    /// Closes every connection with `code`, then the socket.
+    func close(code: UInt64) {
+        guard !closed else { return }
+        closed = true
+        var unique: [ObjectIdentifier: QUICConnectionCore] = [:]
+        for connection in routes.values { unique[ObjectIdentifier(connection)] = connection }
+        for connection in unique.values {
+            connection.assumeIsolated {
+                $0.terminate(.endpointClosed, closeWith: .application(code, "endpoint closed"))
+            }
+        }
+        routes = [:]
+        connections = []
+        incoming.finish()
+        channel.close(promise: nil)
+    }
+}

@@ -1,0 +1,11 @@
+import ArgumentParser
+
+/// `peerpool`: authenticated QUIC streams to many peers.
+@main
+struct Peerpool: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "peerpool",
+        abstract: "Authenticated QUIC connections to many peers, named by ID52.",
+        subcommands: [DemoCommand.self, IDCommand.self, BenchCommand.self]
+    )
+}
