@@ -15,6 +15,8 @@
 #include <gnutls/x509.h>
 #include <gnutls/abstract.h>
 #include <gnutls/crypto.h>
+#include <stdarg.h>
+#include <stdio.h>
 
 static inline void pp_ngtcp2_settings_default(ngtcp2_settings *_Nonnull settings) {
     ngtcp2_settings_default(settings);
@@ -68,6 +70,21 @@ static inline ngtcp2_ssize pp_ngtcp2_conn_write_connection_close(
 static inline void pp_ngtcp2_conn_get_conn_stat(ngtcp2_conn *_Nonnull conn,
                                                 ngtcp2_conn_stat *_Nonnull cstat) {
     ngtcp2_conn_get_conn_stat(conn, cstat);
+}
+
+// ngtcp2's logging callback is variadic, which Swift cannot implement: this one writes each
+// line to standard error. Installed only when PEERPOOL_NGTCP2_LOG is set (debugging aid).
+static inline void pp_ngtcp2_log_stderr(void *_Nullable user_data, const char *_Nonnull format, ...) {
+    (void)user_data;
+    va_list ap;
+    va_start(ap, format);
+    vfprintf(stderr, format, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+static inline void pp_ngtcp2_settings_log_to_stderr(ngtcp2_settings *_Nonnull settings) {
+    settings->log_printf = pp_ngtcp2_log_stderr;
 }
 
 static inline void pp_gnutls_free(void *_Nullable ptr) { (gnutls_free)(ptr); }

@@ -26,7 +26,6 @@ extension QUICConnectionCore {
         cb.stream_open = onStreamOpen
         cb.stream_close = onStreamClose
         cb.stream_reset = onStreamReset
-        cb.stream_stop_sending = onStreamStopSending
         cb.extend_max_stream_data = onExtendMaxStreamData
         cb.rand = onRand
         cb.get_new_connection_id = onGetNewConnectionID
@@ -86,14 +85,6 @@ private func onStreamReset(
     _ userData: UnsafeMutableRawPointer?, _ streamUserData: UnsafeMutableRawPointer?
 ) -> CInt {
     QUICConnectionCore.from(userData: userData).assumeIsolated { $0.peerResetStream(streamID, code: code) }
-    return 0
-}
-
-private func onStreamStopSending(
-    _ conn: OpaquePointer?, _ streamID: Int64, _ code: UInt64,
-    _ userData: UnsafeMutableRawPointer?, _ streamUserData: UnsafeMutableRawPointer?
-) -> CInt {
-    QUICConnectionCore.from(userData: userData).assumeIsolated { $0.peerStoppedStream(streamID, code: code) }
     return 0
 }
 

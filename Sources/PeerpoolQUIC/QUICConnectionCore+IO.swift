@@ -90,7 +90,7 @@ extension QUICConnectionCore {
                 terminate(failure, closeWith: .tlsAlert)
             } else {
                 let alert = conn.map { ngtcp2_conn_get_tls_alert($0) } ?? 0
-                terminate(.handshakeFailed(Self.alertName(alert)), closeWith: .tlsAlert)
+                terminate(.handshakeFailed(alertName(alert)), closeWith: .tlsAlert)
             }
         default:
             terminate(.error("QUIC protocol error: \(ngtcp2Message(rv))"), closeWith: .library(rv))
@@ -111,7 +111,7 @@ extension QUICConnectionCore {
         default:
             let crypto = UInt64(NGTCP2_CRYPTO_ERROR)
             if error.error_code & ~0xff == crypto {
-                return .handshakeFailed("the peer refused the handshake with \(Self.alertName(UInt8(error.error_code & 0xff)))")
+                return .handshakeFailed("the peer refused the handshake with \(alertName(UInt8(error.error_code & 0xff)))")
             }
             return .peerTransportError(code: error.error_code, reason: reason)
         }
@@ -215,8 +215,11 @@ extension QUICConnectionCore {
                 switch CInt(written) {
                 case NGTCP2_ERR_WRITE_MORE:
                     continue
-                case NGTCP2_ERR_STREAM_DATA_BLOCKED, NGTCP2_ERR_STREAM_SHUT_WR, NGTCP2_ERR_STREAM_NOT_FOUND:
+                case NGTCP2_ERR_STREAM_DATA_BLOCKED, NGTCP2_ERR_STREAM_NOT_FOUND:
                     if let stream { dequeueSend(stream) }
+                    continue
+                case NGTCP2_ERR_STREAM_SHUT_WR:
+                    if let stream { peerStoppedStream(stream) }
                     continue
                 default:
                     send(&batch, segmentSize: segmentSize, packets: packets, offload: offload)
@@ -251,7 +254,29 @@ extension QUICConnectionCore {
                 break
             }
         }
+        probeStoppedStreams(now: now)
         rearmTimer()
+    }
+
+    /// Writers waiting for acknowledgements of bytes already handed to ngtcp2 would wait forever
+    /// if the peer sent STOP_SENDING meanwhile (ngtcp2 drops those bytes and says nothing).
+    /// Asking ngtcp2 to write nothing on such a stream reveals it: STREAM_SHUT_WR.
+    private func probeStoppedStreams(now: UInt64) {
+        guard let conn else { return }
+        for stream in streams.values where !stream.writers.isEmpty && stream.send.unsentBytes == 0 {
+            var probe = endpoint.allocator.buffer(capacity: 0)
+            var written: ngtcp2_ssize = 0
+            probe.writeWithUnsafeMutableBytes(minimumWritableBytes: 1500) { out in
+                written = pp_ngtcp2_conn_writev_stream(
+                    conn, nil, nil, out.baseAddress!.assumingMemoryBound(to: UInt8.self), 1500, nil, 0, stream.id, nil, 0, now)
+                return written > 0 ? Int(written) : 0
+            }
+            if written == ngtcp2_ssize(NGTCP2_ERR_STREAM_SHUT_WR) {
+                peerStoppedStream(stream)
+            } else if probe.readableBytes > 0 {
+                endpoint.channel.write(AddressedEnvelope(remoteAddress: remoteAddress, data: probe), promise: nil)
+            }
+        }
     }
 
     /// Hands one batch of packets to the channel: one GSO write when the kernel can split it.

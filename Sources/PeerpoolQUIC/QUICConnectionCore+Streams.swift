@@ -62,12 +62,18 @@ extension QUICConnectionCore {
         wakeReader(stream)
     }
 
-    func peerStoppedStream(_ id: Int64, code: UInt64) {
-        guard let stream = streams[id] else { return }
-        stream.stoppedByPeer = code
+    /// ngtcp2 0.12 reports a peer's STOP_SENDING through no callback: it resets our side
+    /// itself, and `writev_stream` answers STREAM_SHUT_WR from then on. We notice it there.
+    func peerStoppedStream(_ stream: StreamState) {
+        guard !stream.locallyReset, !stream.stoppedByPeer else { return }
+        stream.stoppedByPeer = true
         stream.send.discard()
         dequeueSend(stream)
-        wakeWriters(stream, throwing: QUICError(.streamStopped, "the peer stopped reading stream \(id) with code \(code)"))
+        wakeWriters(stream, throwing: stoppedError(stream.id))
+    }
+
+    func stoppedError(_ id: Int64) -> QUICError {
+        QUICError(.streamStopped, "the peer stopped reading stream \(id) (STOP_SENDING); its bytes were discarded")
     }
 
     /// The peer allows more streams: wake everyone waiting to open one; each retries.
@@ -178,13 +184,10 @@ extension QUICConnectionCore {
         }
     }
 
-    /// Drops a stream's state once ngtcp2 is done with it and the application can get nothing
-    /// more from it (handle dropped, or everything read).
+    /// Drops a stream's state once ngtcp2 is done with it and the application dropped its handle
+    /// (until then the handle keeps answering: a finished stream keeps reading as ended).
     func forgetIfDone(_ stream: StreamState) {
-        guard stream.transportClosed else { return }
-        let drained = stream.received.readableBytes == 0
-            && (stream.receivedFin || stream.resetByPeer != nil || stream.readStopped)
-        if stream.handleReleased || drained { streams[stream.id] = nil }
+        if stream.transportClosed && stream.handleReleased { streams[stream.id] = nil }
     }
 
     // MARK: Application calls
@@ -206,8 +209,12 @@ extension QUICConnectionCore {
             let waiterID = allocateWaiterID()
             try await withTaskCancellationHandler {
                 try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
+                    // State is re-checked here: the runtime may have hopped through the event
+                    // loop since the check above, and credit may have arrived meanwhile.
                     if Task.isCancelled {
                         continuation.resume(throwing: CancellationError())
+                    } else if closeReason != nil || self.conn.map({ ngtcp2_conn_get_streams_bidi_left($0) > 0 }) ?? true {
+                        continuation.resume()
                     } else {
                         openWaiters.append((waiterID, continuation))
                     }
@@ -231,6 +238,10 @@ extension QUICConnectionCore {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<QUICStream, Error>) in
                 if Task.isCancelled {
                     continuation.resume(throwing: CancellationError())
+                } else if let id = acceptQueue.popFirst() {
+                    continuation.resume(returning: QUICStream(core: self, id: id))
+                } else if let reason = closeReason {
+                    continuation.resume(throwing: reason.error)
                 } else {
                     acceptWaiters.append((waiterID, continuation))
                 }
@@ -257,10 +268,7 @@ extension QUICConnectionCore {
     func read(_ id: Int64) async throws -> ByteBuffer? {
         let stream = try stream(id)
         if stream.received.readableBytes > 0 { return takeReceived(stream) }
-        if stream.receivedFin {
-            forgetIfDone(stream)
-            return nil
-        }
+        if stream.receivedFin { return nil }
         if let code = stream.resetByPeer {
             throw QUICError(.streamReset, "the peer reset stream \(id) with code \(code)")
         }
@@ -271,8 +279,12 @@ extension QUICConnectionCore {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<ByteBuffer?, Error>) in
                 if Task.isCancelled {
                     continuation.resume(throwing: CancellationError())
+                } else if stream.reader != nil {
+                    continuation.resume(throwing: QUICError(.internal, "stream \(id) already has a reader"))
                 } else {
+                    // Data may have arrived since the check above: wakeReader hands it over now.
                     stream.reader = (waiterID, continuation)
+                    wakeReader(stream)
                 }
             }
         } onCancel: {
@@ -290,9 +302,7 @@ extension QUICConnectionCore {
     func write(_ id: Int64, _ buffer: ByteBuffer) async throws {
         let stream = try stream(id)
         if let reason = closeReason { throw reason.error }
-        if let code = stream.stoppedByPeer {
-            throw QUICError(.streamStopped, "the peer stopped reading stream \(id) with code \(code)")
-        }
+        if stream.stoppedByPeer { throw stoppedError(id) }
         guard !stream.finQueued, !stream.locallyReset else {
             throw QUICError(.streamClosed, "stream \(id) was already finished or reset")
         }
@@ -305,6 +315,10 @@ extension QUICConnectionCore {
                 try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
                     if Task.isCancelled {
                         continuation.resume(throwing: CancellationError())
+                    } else if stream.send.bufferedBytes <= configuration.streamSendBufferLimit
+                        || closeReason != nil || stream.stoppedByPeer || stream.locallyReset || stream.transportClosed
+                    {
+                        continuation.resume()
                     } else {
                         stream.writers.append((waiterID, continuation))
                     }
@@ -313,6 +327,10 @@ extension QUICConnectionCore {
                 self.eventLoop.execute { self.assumeIsolated { $0.cancelWriter(id, waiterID) } }
             }
             if let reason = closeReason { throw reason.error }
+            if stream.stoppedByPeer { throw stoppedError(id) }
+            if stream.locallyReset || stream.transportClosed {
+                throw QUICError(.streamClosed, "stream \(id) was reset or closed while writing")
+            }
         }
     }
 
@@ -381,6 +399,8 @@ extension QUICConnectionCore {
 
     func closed() async -> QUICCloseReason {
         if let closeReason { return closeReason }
-        return await withCheckedContinuation { closedWaiters.append($0) }
+        return await withCheckedContinuation { continuation in
+            if let closeReason { continuation.resume(returning: closeReason) } else { closedWaiters.append(continuation) }
+        }
     }
 }

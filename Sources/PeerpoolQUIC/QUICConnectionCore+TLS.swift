@@ -108,12 +108,16 @@ extension QUICConnectionCore {
         return UnsafeBufferPointer(start: data, count: Int(selected.size)).elementsEqual(tls.alpn)
     }
 
-    /// Words for a TLS alert code.
-    static func alertName(_ alert: UInt8) -> String {
-        guard let name = gnutls_alert_get_name(gnutls_alert_description_t(UInt32(alert))) else {
-            return "TLS alert \(alert)"
+    /// Words for a TLS alert code, with the likely cause where one is known.
+    func alertName(_ alert: UInt8) -> String {
+        let description = gnutls_alert_description_t(UInt32(alert))
+        var text = "TLS alert \(alert)"
+        if let name = gnutls_alert_get_strname(description) { text += " \(String(cString: name))" }
+        if let words = gnutls_alert_get_name(description) { text += " (\(String(cString: words)))" }
+        if alert == 120 {
+            text += ": no common ALPN protocol; we speak only \(String(decoding: tls.alpn, as: UTF8.self))"
         }
-        return "TLS alert \(alert) (\(String(cString: name)))"
+        return text
     }
 }
 

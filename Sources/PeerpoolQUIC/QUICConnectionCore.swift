@@ -1,4 +1,7 @@
 import CNGTCP2
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import NIOCore
 import PeerpoolIdentity
@@ -126,6 +129,9 @@ actor QUICConnectionCore {
 
     // MARK: Setting up
 
+    /// `PEERPOOL_NGTCP2_LOG=1` makes ngtcp2 trace every packet to standard error.
+    static let ngtcp2Logging = getenv("PEERPOOL_NGTCP2_LOG") != nil
+
     /// Settings and transport parameters common to both roles.
     private func makeSettings() -> (ngtcp2_settings, ngtcp2_transport_params) {
         var settings = ngtcp2_settings()
@@ -136,6 +142,7 @@ actor QUICConnectionCore {
         settings.max_window = UInt64(configuration.maxConnectionReceiveWindow)
         settings.max_stream_window = UInt64(configuration.maxStreamReceiveWindow)
         settings.cc_algo = NGTCP2_CC_ALGO_CUBIC
+        if Self.ngtcp2Logging { pp_ngtcp2_settings_log_to_stderr(&settings) }
 
         var params = ngtcp2_transport_params()
         pp_ngtcp2_transport_params_default(&params)
@@ -212,6 +219,11 @@ actor QUICConnectionCore {
                 if Task.isCancelled {
                     continuation.resume(throwing: CancellationError())
                     terminate(.error("connect cancelled"), closeWith: .application(0, "cancelled"))
+                } else if let closeReason {
+                    continuation.resume(throwing: closeReason.error)
+                } else if phase == .established, let localIdentity, let peerID52 {
+                    continuation.resume(returning: QUICConnection(
+                        core: self, localID52: localIdentity.id52, remoteID52: peerID52, remoteAddress: remoteAddress))
                 } else {
                     handshakeWaiter = continuation
                 }

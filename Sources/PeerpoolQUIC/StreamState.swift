@@ -20,8 +20,8 @@ final class StreamState {
     var send = SendBuffer()
     var finQueued = false
     var finSent = false
-    /// Application code of the peer's STOP_SENDING.
-    var stoppedByPeer: UInt64?
+    /// The peer sent STOP_SENDING (ngtcp2 0.12 does not tell its code).
+    var stoppedByPeer = false
     var locallyReset = false
     /// Writers waiting for `send.bufferedBytes` to fall under the limit.
     var writers: [(id: UInt64, continuation: CheckedContinuation<Void, Error>)] = []
@@ -41,6 +41,6 @@ final class StreamState {
 
     /// Something is left to hand to ngtcp2.
     var hasPendingSend: Bool {
-        !locallyReset && stoppedByPeer == nil && (send.unsentBytes > 0 || (finQueued && !finSent))
+        !locallyReset && !stoppedByPeer && (send.unsentBytes > 0 || (finQueued && !finSent))
     }
 }

@@ -1,0 +1,79 @@
+import NIOCore
+import PeerpoolIdentity
+import PeerpoolQUIC
+
+/// A test configuration: short timeouts so failures show within a test's time limit.
+func testConfiguration(_ change: (inout QUICConfiguration) -> Void = { _ in }) -> QUICConfiguration {
+    var configuration = QUICConfiguration()
+    configuration.handshakeTimeout = .seconds(5)
+    configuration.idleTimeout = .seconds(5)
+    change(&configuration)
+    return configuration
+}
+
+/// A listening endpoint on 127.0.0.1 with fresh identities.
+func makeServer(
+    identities: Int = 1, configuration: QUICConfiguration = testConfiguration()
+) async throws -> (QUICEndpoint, [SecretKey]) {
+    let keys = (0..<identities).map { _ in SecretKey.generate() }
+    let endpoint = try await QUICEndpoint.bind(host: "127.0.0.1", port: 0, identities: keys, configuration: configuration)
+    return (endpoint, keys)
+}
+
+/// A dial-only endpoint on 127.0.0.1 with one fresh identity.
+func makeClient(configuration: QUICConfiguration = testConfiguration()) async throws -> (QUICEndpoint, SecretKey) {
+    let key = SecretKey.generate()
+    let endpoint = try await QUICEndpoint.bind(
+        host: "127.0.0.1", port: 0, identities: [key], acceptIncoming: false, configuration: configuration)
+    return (endpoint, key)
+}
+
+/// Serves every stream of every incoming connection by echoing it back, until cancelled.
+func echoServer(_ endpoint: QUICEndpoint) -> Task<Void, Never> {
+    Task {
+        await withDiscardingTaskGroup { group in
+            for await connection in endpoint.incomingConnections {
+                group.addTask {
+                    await withDiscardingTaskGroup { streams in
+                        while let stream = try? await connection.acceptStream() {
+                            streams.addTask {
+                                do {
+                                    while let chunk = try await stream.read() { try await stream.write(chunk) }
+                                    try await stream.finish()
+                                } catch {}
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The next incoming connection, or nil after `timeout`.
+func nextIncoming(_ endpoint: QUICEndpoint, timeout: Duration = .seconds(10)) async -> QUICConnection? {
+    await withTaskGroup(of: QUICConnection?.self) { group in
+        group.addTask {
+            var iterator = endpoint.incomingConnections.makeAsyncIterator()
+            return await iterator.next()
+        }
+        group.addTask {
+            try? await Task.sleep(for: timeout)
+            return nil
+        }
+        let first = await group.next() ?? nil
+        group.cancelAll()
+        return first
+    }
+}
+
+/// Bytes 0, 1, 2, ... 255, 0, 1, ... so that misordering or loss shows.
+func patternBuffer(offset: Int, count: Int) -> ByteBuffer {
+    var buffer = ByteBuffer()
+    buffer.reserveCapacity(count)
+    buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { out in
+        for i in 0..<count { out[i] = UInt8(truncatingIfNeeded: offset + i) }
+        return count
+    }
+    return buffer
+}
