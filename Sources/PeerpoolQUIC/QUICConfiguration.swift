@@ -12,6 +12,12 @@ public struct QUICConfiguration: Sendable {
     /// applies. Default: 30 s, comfortably above the pool's 12 s ping period.
     public var idleTimeout: Duration = .seconds(30)
 
+    /// Send a PING after this long without traffic, so that a connection whose streams are
+    /// merely stalled (a reader that does not read) is not closed as idle. A dead peer is still
+    /// noticed within `idleTimeout`: pings that get no answer do not count as traffic.
+    /// Default: nil (no keep-alive: the pool above pings on its own schedule).
+    public var keepAliveInterval: Duration? = nil
+
     /// Give up a handshake after this long (connect and accept). Default: 10 s.
     public var handshakeTimeout: Duration = .seconds(10)
 

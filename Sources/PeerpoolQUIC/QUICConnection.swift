@@ -44,6 +44,12 @@ public final class QUICConnection: Sendable, Hashable, CustomStringConvertible {
         await core.closed()
     }
 
+    /// Starts a TLS 1.3 key update now (ngtcp2 answers the peer's on its own). For tests and
+    /// for operators who rotate keys on long-lived connections.
+    public func initiateKeyUpdate() async throws {
+        try await core.initiateKeyUpdate()
+    }
+
     /// Why the connection ended, or nil while it is open.
     public var closeReason: QUICCloseReason? {
         get async { await core.closeReason }

@@ -18,6 +18,7 @@ extension QUICConnectionCore {
         }
         cb.recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb
         cb.handshake_completed = onHandshakeCompleted
+        cb.handshake_confirmed = onHandshakeConfirmed
         cb.encrypt = ngtcp2_crypto_encrypt_cb
         cb.decrypt = ngtcp2_crypto_decrypt_cb
         cb.hp_mask = ngtcp2_crypto_hp_mask_cb
@@ -41,6 +42,11 @@ extension QUICConnectionCore {
 
 private func onHandshakeCompleted(_ conn: OpaquePointer?, _ userData: UnsafeMutableRawPointer?) -> CInt {
     QUICConnectionCore.from(userData: userData).assumeIsolated { $0.handshakeCompletedInCallback = true }
+    return 0
+}
+
+private func onHandshakeConfirmed(_ conn: OpaquePointer?, _ userData: UnsafeMutableRawPointer?) -> CInt {
+    QUICConnectionCore.from(userData: userData).assumeIsolated { $0.handshakeConfirmed = true }
     return 0
 }
 

@@ -59,6 +59,10 @@ extension QUICConnectionCore {
             return
         }
         phase = .established
+        if isServer { handshakeConfirmed = true }
+        if let conn, let keepAlive = configuration.keepAliveInterval {
+            ngtcp2_conn_set_keep_alive_timeout(conn, keepAlive.nanoseconds)
+        }
         let handle = QUICConnection(core: self, localID52: localIdentity.id52, remoteID52: peerID52, remoteAddress: remoteAddress)
         logger[metadataKey: "peer.id52"] = "\(peerID52)"
         logger.debug("QUIC handshake complete", metadata: ["quic.role": "\(isServer ? "server" : "client")"])

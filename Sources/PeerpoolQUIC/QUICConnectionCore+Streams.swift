@@ -397,6 +397,15 @@ extension QUICConnectionCore {
         terminate(.locallyClosed(applicationCode: code), closeWith: .application(code, reason))
     }
 
+    /// Starts a TLS key update (tests use it to show that one mid-transfer loses nothing).
+    func initiateKeyUpdate() throws {
+        guard let conn else { throw closeReason?.error ?? QUICError(.connectionClosed, "QUIC connection is closed") }
+        guard handshakeConfirmed else { throw QUICError(.internal, "key update before the handshake is confirmed") }
+        let rv = ngtcp2_conn_initiate_key_update(conn, monotonicNow())
+        guard rv == 0 else { throw QUICError(.internal, "key update refused: \(ngtcp2Message(rv))") }
+        scheduleWrite()
+    }
+
     func closed() async -> QUICCloseReason {
         if let closeReason { return closeReason }
         return await withCheckedContinuation { continuation in

@@ -57,6 +57,9 @@ actor QUICConnectionCore {
     /// Reason found inside a callback, acted on when control returns from ngtcp2.
     var pendingFailure: QUICCloseReason?
     var handshakeCompletedInCallback = false
+    /// The handshake is confirmed (server: complete; client: HANDSHAKE_DONE received). ngtcp2
+    /// asserts on key updates before that.
+    var handshakeConfirmed = false
     var handshakeWaiter: CheckedContinuation<QUICConnection, Error>?
     var closedWaiters: [CheckedContinuation<QUICCloseReason, Never>] = []
 

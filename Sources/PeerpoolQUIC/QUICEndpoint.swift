@@ -41,7 +41,6 @@ public final class QUICEndpoint: Sendable {
         let offload = configuration.useOffload && System.supportsUDPSegmentationOffload
         let receiveOffload = configuration.useOffload && System.supportsUDPReceiveOffload
         let bootstrap = DatagramBootstrap(group: eventLoopGroup)
-            .channelOption(.socketOption(.so_reuseaddr), value: 1)
             .channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(configuration.socketBufferSize))
             .channelOption(.socketOption(.so_sndbuf), value: SocketOptionValue(configuration.socketBufferSize))
             .channelOption(.writeBufferWaterMark, value: .init(low: 256 * 1024, high: 1024 * 1024))
