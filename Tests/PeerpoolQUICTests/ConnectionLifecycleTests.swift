@@ -7,12 +7,10 @@ import Testing
 struct ConnectionLifecycleTests {
     @Test func idleConnection_closesAfterIdleTimeout_onBothSides() async throws {
         let idle = testConfiguration { $0.idleTimeout = .milliseconds(800) }
-        let (server, keys) = try await makeServer(configuration: idle)
-        let (client, _) = try await makeClient(configuration: idle)
-        defer { Task { await client.close(); await server.close() } }
-        async let accepted = nextIncoming(server)
-        let connection = try await client.connect(to: keys[0].id52, at: server.localAddress)
-        let serverSide = try #require(await accepted)
+        let pair = try await ConnectedPair.make(server: idle, client: idle)
+        defer { pair.close() }
+        let connection = pair.connection
+        let serverSide = pair.serverSide
 
         let clock = ContinuousClock()
         let start = clock.now
@@ -20,7 +18,7 @@ struct ConnectionLifecycleTests {
         #expect(await serverSide.closed() == .idleTimeout)
         #expect(clock.now - start >= .milliseconds(700))
         await #expect(throws: QUICError.self) { _ = try await connection.openStream() }
-        #expect(await client.connectionCount == 0)
+        #expect(await pair.client.connectionCount == 0)
     }
 
     @Test func keepAlive_keepsAQuietConnectionOpen() async throws {

@@ -110,13 +110,10 @@ struct HandshakeTests {
     }
 
     @Test func close_withApplicationCode_isReportedToThePeer() async throws {
-        let (server, keys) = try await makeServer()
-        let (client, _) = try await makeClient()
-        defer { Task { await client.close(); await server.close() } }
-
-        async let accepted = nextIncoming(server)
-        let connection = try await client.connect(to: keys[0].id52, at: server.localAddress)
-        let serverSide = try #require(await accepted)
+        let pair = try await ConnectedPair.make()
+        defer { pair.close() }
+        let connection = pair.connection
+        let serverSide = pair.serverSide
         await connection.close(code: 42, reason: "done")
         #expect(await connection.closed() == .locallyClosed(applicationCode: 42))
         let seen = await serverSide.closed()

@@ -67,12 +67,10 @@ struct StreamTests {
     }
 
     @Test func openStream_beyondPeerLimit_waitsForASlot() async throws {
-        let (server, keys) = try await makeServer(configuration: testConfiguration { $0.maxConcurrentBidirectionalStreams = 2 })
-        let (client, _) = try await makeClient()
-        defer { Task { await client.close(); await server.close() } }
-        async let accepted = nextIncoming(server)
-        let connection = try await client.connect(to: keys[0].id52, at: server.localAddress)
-        let serverSide = try #require(await accepted)
+        let pair = try await ConnectedPair.make(server: testConfiguration { $0.maxConcurrentBidirectionalStreams = 2 })
+        defer { pair.close() }
+        let connection = pair.connection
+        let serverSide = pair.serverSide
 
         let first = try await connection.openStream()
         let second = try await connection.openStream()
@@ -96,17 +94,17 @@ struct StreamTests {
 
     @Test func readerThatStopsReading_keepsWriterSuspended_andMemoryFlat() async throws {
         let window = 1024 * 1024
-        let (server, keys) = try await makeServer(configuration: testConfiguration {
-            $0.initialStreamReceiveWindow = window
-            $0.maxStreamReceiveWindow = window
-            $0.initialConnectionReceiveWindow = window
-            $0.maxConnectionReceiveWindow = 2 * window
-        })
-        let (client, _) = try await makeClient(configuration: testConfiguration { $0.streamSendBufferLimit = window })
-        defer { Task { await client.close(); await server.close() } }
-        async let accepted = nextIncoming(server)
-        let connection = try await client.connect(to: keys[0].id52, at: server.localAddress)
-        let serverSide = try #require(await accepted)
+        let pair = try await ConnectedPair.make(
+            server: testConfiguration {
+                $0.initialStreamReceiveWindow = window
+                $0.maxStreamReceiveWindow = window
+                $0.initialConnectionReceiveWindow = window
+                $0.maxConnectionReceiveWindow = 2 * window
+            },
+            client: testConfiguration { $0.streamSendBufferLimit = window })
+        defer { pair.close() }
+        let connection = pair.connection
+        let serverSide = pair.serverSide
 
         let stream = try await connection.openStream()
         let written = Counter()
@@ -137,12 +135,10 @@ struct StreamTests {
     }
 
     @Test func reset_byWriter_failsPeerReadWithCode() async throws {
-        let (server, keys) = try await makeServer()
-        let (client, _) = try await makeClient()
-        defer { Task { await client.close(); await server.close() } }
-        async let accepted = nextIncoming(server)
-        let connection = try await client.connect(to: keys[0].id52, at: server.localAddress)
-        let serverSide = try #require(await accepted)
+        let pair = try await ConnectedPair.make()
+        defer { pair.close() }
+        let connection = pair.connection
+        let serverSide = pair.serverSide
 
         let stream = try await connection.openStream()
         try await stream.write(Array("partial".utf8))
@@ -162,12 +158,10 @@ struct StreamTests {
     }
 
     @Test func stopSending_byReader_failsPeerWritesWithCode() async throws {
-        let (server, keys) = try await makeServer()
-        let (client, _) = try await makeClient()
-        defer { Task { await client.close(); await server.close() } }
-        async let accepted = nextIncoming(server)
-        let connection = try await client.connect(to: keys[0].id52, at: server.localAddress)
-        let serverSide = try #require(await accepted)
+        let pair = try await ConnectedPair.make()
+        defer { pair.close() }
+        let connection = pair.connection
+        let serverSide = pair.serverSide
 
         let stream = try await connection.openStream()
         try await stream.write(Array("hello".utf8))
@@ -197,12 +191,10 @@ struct StreamTests {
     }
 
     @Test func read_cancelled_withdrawsTheReader() async throws {
-        let (server, keys) = try await makeServer()
-        let (client, _) = try await makeClient()
-        defer { Task { await client.close(); await server.close() } }
-        async let accepted = nextIncoming(server)
-        let connection = try await client.connect(to: keys[0].id52, at: server.localAddress)
-        let serverSide = try #require(await accepted)
+        let pair = try await ConnectedPair.make()
+        defer { pair.close() }
+        let connection = pair.connection
+        let serverSide = pair.serverSide
         let stream = try await connection.openStream()
         try await stream.write(Array("x".utf8))
         let peerStream = try await serverSide.acceptStream()

@@ -28,6 +28,35 @@ func makeClient(configuration: QUICConfiguration = testConfiguration()) async th
     return (endpoint, key)
 }
 
+/// A client connected to a server, with both ends of the connection.
+struct ConnectedPair {
+    let server: QUICEndpoint
+    let client: QUICEndpoint
+    /// The client's end.
+    let connection: QUICConnection
+    /// The server's end, as `incomingConnections` delivered it.
+    let serverSide: QUICConnection
+
+    static func make(
+        server serverConfiguration: QUICConfiguration = testConfiguration(),
+        client clientConfiguration: QUICConfiguration = testConfiguration()
+    ) async throws -> ConnectedPair {
+        let (server, keys) = try await makeServer(configuration: serverConfiguration)
+        let (client, _) = try await makeClient(configuration: clientConfiguration)
+        async let accepted = nextIncoming(server)
+        let connection = try await client.connect(to: keys[0].id52, at: server.localAddress)
+        guard let serverSide = await accepted else { throw PeerProcessError(message: "server saw no connection") }
+        return ConnectedPair(server: server, client: client, connection: connection, serverSide: serverSide)
+    }
+
+    func close() {
+        Task {
+            await client.close()
+            await server.close()
+        }
+    }
+}
+
 /// Serves every stream of every incoming connection by echoing it back, until cancelled.
 func echoServer(_ endpoint: QUICEndpoint) -> Task<Void, Never> {
     Task {
