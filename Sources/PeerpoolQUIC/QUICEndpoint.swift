@@ -6,7 +6,8 @@ import PeerpoolIdentity
 /// One UDP socket speaking authenticated QUIC, holding one or more local identities.
 ///
 /// It dials out (`connect`) and, if `acceptIncoming` was set, answers peers that name one of
-/// its identities in SNI (`incomingConnections`). Every connection on it runs on the socket's
+/// its identities in SNI (`incomingConnections`). An endpoint with a single identity answers
+/// whatever the SNI says: the client checks the key it gets, and refuses a wrong one. Every connection on it runs on the socket's
 /// event loop; scale across cores with more endpoints (or worker processes).
 public final class QUICEndpoint: Sendable {
     let core: QUICEndpointCore

@@ -48,8 +48,7 @@ final class TLSContext: @unchecked Sendable {
     /// The identity a server session answers as: the one its SNI names, else the only one.
     func serverIdentity(sni: String?) -> TLSIdentity? {
         if let sni, let id = ID52(sni), let identity = identities[id] { return identity }
-        if sni == nil || identities.count == 1 { return identities.count == 1 ? identities.values.first : nil }
-        return nil
+        return identities.count == 1 ? identities.values.first : nil
     }
 }
 
