@@ -234,7 +234,7 @@ extension QUICConnectionCore {
             let size = Int(written)
             if size == 0 {
                 send(&batch, segmentSize: segmentSize, packets: packets, offload: offload)
-                ngtcp2_conn_update_pkt_tx_time(conn, now)
+                updatePacing(conn, now)
                 break
             }
             if packets == 0 {
@@ -245,14 +245,14 @@ extension QUICConnectionCore {
                 swap(&last, &batch)
                 send(&batch, segmentSize: segmentSize, packets: packets, offload: offload)
                 send(&last, segmentSize: size, packets: 1, offload: offload)
-                ngtcp2_conn_update_pkt_tx_time(conn, now)
+                updatePacing(conn, now)
                 scheduleWrite()
                 break
             }
             packets += 1
             if packets == maxPackets || size < segmentSize {
                 send(&batch, segmentSize: segmentSize, packets: packets, offload: offload)
-                ngtcp2_conn_update_pkt_tx_time(conn, now)
+                updatePacing(conn, now)
                 // More may be ready; let reads and other connections run first.
                 scheduleWrite()
                 break
@@ -281,6 +281,13 @@ extension QUICConnectionCore {
                 endpoint.channel.write(AddressedEnvelope(remoteAddress: remoteAddress, data: probe), promise: nil)
             }
         }
+    }
+
+    /// Tells ngtcp2's pacer what was sent. Not during the handshake: ngtcp2 0.12 would pace the
+    /// client's last handshake flight against its 333 ms initial RTT guess and hold every new
+    /// connection's first request for about 20 ms (measured: 21 ms to 0.3 ms without it).
+    private func updatePacing(_ conn: OpaquePointer, _ now: UInt64) {
+        if ngtcp2_conn_get_handshake_completed(conn) != 0 { ngtcp2_conn_update_pkt_tx_time(conn, now) }
     }
 
     /// Hands one batch of packets to the channel: one GSO write when the kernel can split it.

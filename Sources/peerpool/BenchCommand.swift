@@ -1,10 +1,11 @@
 import ArgumentParser
 
-/// Benchmarks that print figures (the transport benchmark lands in a later step).
+/// `peerpool bench`: benchmarks that print figures, and the peer process they (and tests in
+/// other processes) talk to.
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks that print figures.",
-        subcommands: []
+        subcommands: [BenchTransportCommand.self, BenchPeerCommand.self]
     )
 }

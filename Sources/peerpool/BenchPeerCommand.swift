@@ -1,0 +1,107 @@
+import ArgumentParser
+import Foundation
+import NIOCore
+import PeerpoolIdentity
+import PeerpoolQUIC
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// `peerpool bench peer`: a long-running peer for benchmarks and for tests in other processes.
+///
+/// Prints `READY <id52> <host> <port>` once, then serves every stream of every connection
+/// (see ``BenchRequest``) until SIGTERM, SIGINT or the end of its standard input. The last one
+/// means a parent that dies, even by SIGKILL, takes this process with it.
+struct BenchPeerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "peer",
+        abstract: "Serve SOURCE/SINK/ECHO streams until SIGTERM or the end of standard input.",
+        discussion: """
+            Prints one line on standard output, `READY <id52> <host> <port>`, once it listens. \
+            Each stream opens with a request line: `SOURCE <n>` (we send n bytes), `SINK` (we \
+            count what you send and answer the count), `ECHO` (we send back what you send). \
+            Standard input must stay open: the peer exits when it reads EOF there, so run it \
+            with `</dev/null` and it stops at once.
+            """
+    )
+
+    @Option(help: ArgumentHelp("UDP address to listen on; port 0 picks a free port.", valueName: "host:port"))
+    var address = "127.0.0.1:0"
+
+    @Option(help: ArgumentHelp("Secret key file to serve as (default: a new identity).", valueName: "path"))
+    var keyFile: String?
+
+    func validate() throws {
+        _ = try Self.parseAddress(address)
+    }
+
+    func run() async throws {
+        let (host, port) = try Self.parseAddress(address)
+        let key = try keyFile.map { try SecretKey.load(fromFile: $0) } ?? SecretKey.generate()
+        let endpoint = try await QUICEndpoint.bind(host: host, port: port, identities: [key], acceptIncoming: true)
+        let (stops, stop) = AsyncStream<String>.makeStream(bufferingPolicy: .bufferingOldest(1))
+        let signalSources = Self.watchSignals(stop)
+        Self.watchStandardInput(stop)
+
+        // One write(2): the line reaches a parent reading a pipe at once, never sitting in a buffer.
+        let readyHost = endpoint.localAddress.ipAddress ?? host
+        let readyPort = endpoint.localAddress.port ?? port
+        try FileHandle.standardOutput.write(contentsOf: Data("READY \(key.id52) \(readyHost) \(readyPort)\n".utf8))
+
+        await withDiscardingTaskGroup { group in
+            group.addTask { await Self.serve(endpoint) }
+            for await _ in stops { break }
+            // If closing hangs, a watchdog ends the process anyway: it must never outlive its
+            // parent for long.
+            Thread {
+                Thread.sleep(forTimeInterval: 3)
+                _exit(0)
+            }.start()
+            // Ends every connection (CONNECTION_CLOSE to peers) and with them `serve`.
+            await endpoint.close(code: 0)
+        }
+        withExtendedLifetime(signalSources) {}
+    }
+
+    /// `host:port`, `[v6]:port` or `v6:port` split at the last colon.
+    static func parseAddress(_ text: String) throws -> (host: String, port: Int) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+              (0...65_535).contains(port) else {
+            throw ValidationError("--address must be host:port (e.g. 127.0.0.1:0 or [::1]:4433), not \(text)")
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty else { throw ValidationError("--address needs a host: \(text)") }
+        return (host, port)
+    }
+
+    /// SIGTERM and SIGINT ask for a clean exit instead of killing the process outright.
+    private static func watchSignals(_ stop: AsyncStream<String>.Continuation) -> [any DispatchSourceSignal] {
+        [SIGTERM, SIGINT].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { stop.yield("signal \(number)") }
+            source.resume()
+            return source
+        }
+    }
+
+    /// EOF (or an error) on standard input asks for exit: the parent is gone or let go of us.
+    /// Reads on a thread of its own, since read(2) blocks.
+    private static func watchStandardInput(_ stop: AsyncStream<String>.Continuation) {
+        Thread {
+            var buffer = [UInt8](repeating: 0, count: 512)
+            while true {
+                let count = buffer.withUnsafeMutableBytes { read(STDIN_FILENO, $0.baseAddress, $0.count) }
+                if count > 0 || (count < 0 && errno == EINTR) { continue }
+                break
+            }
+            stop.yield("end of standard input")
+        }.start()
+    }
+}
