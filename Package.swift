@@ -5,6 +5,7 @@
 //   CNGTCP2, CZMQ          C system libraries (Debian: libngtcp2-crypto-gnutls-dev, libzmq3-dev)
 //   PeerpoolIdentity       ID52 names, ed25519 secret keys, self-signed certificates
 //   PeerpoolQUIC           authenticated QUIC endpoint, connections and streams on ngtcp2 + GnuTLS
+//   PeerpoolPool           fastn's stream protocol, getStream over pooled connections, the accepting side
 //   peerpool               the command-line tool
 import PackageDescription
 
@@ -15,6 +16,7 @@ let package = Package(
         .executable(name: "peerpool", targets: ["peerpool"]),
         .library(name: "PeerpoolIdentity", targets: ["PeerpoolIdentity"]),
         .library(name: "PeerpoolQUIC", targets: ["PeerpoolQUIC"]),
+        .library(name: "PeerpoolPool", targets: ["PeerpoolPool"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
@@ -24,6 +26,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/attaswift/BigInt.git", from: "6.0.1"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         // ngtcp2 0.12 + its GnuTLS crypto helper + GnuTLS. The shim holds only what Swift cannot
@@ -54,11 +58,23 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .target(
+            name: "PeerpoolPool",
+            dependencies: [
+                "PeerpoolQUIC",
+                "PeerpoolIdentity",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .executableTarget(
             name: "peerpool",
             dependencies: [
                 "PeerpoolIdentity",
                 "PeerpoolQUIC",
+                "PeerpoolPool",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -66,6 +82,18 @@ let package = Package(
             ]
         ),
         .testTarget(name: "PeerpoolIdentityTests", dependencies: ["PeerpoolIdentity"]),
+        .testTarget(
+            name: "PeerpoolPoolTests",
+            dependencies: [
+                "PeerpoolPool", "PeerpoolQUIC", "PeerpoolIdentity",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            exclude: ["Interop"]
+        ),
         .testTarget(
             name: "PeerpoolQUICTests",
             dependencies: [

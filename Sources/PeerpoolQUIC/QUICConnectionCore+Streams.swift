@@ -375,19 +375,26 @@ extension QUICConnectionCore {
         scheduleWrite()
     }
 
-    /// The application dropped its handle. A stream it left half-done is shut down (code 0) so
-    /// that neither side keeps state for it.
+    /// The application dropped its handle. Each direction it left open is shut with code 0:
+    /// unfinished sending with RESET_STREAM, unfinished reading with STOP_SENDING. A direction
+    /// it finished is left alone, so bytes written before `finish()` still arrive.
     func release(_ id: Int64) {
         guard let stream = streams[id] else { return }
         stream.handleReleased = true
         if let conn, !stream.transportClosed {
             let finishedWriting = stream.finSent || stream.finQueued || stream.locallyReset
             let finishedReading = stream.receivedFin || stream.resetByPeer != nil || stream.readStopped
-            if !finishedWriting || !finishedReading {
-                if !finishedWriting { stream.send.discard(); dequeueSend(stream) }
-                _ = ngtcp2_conn_shutdown_stream(conn, id, 0)
-                scheduleWrite()
+            if !finishedWriting {
+                stream.send.discard()
+                dequeueSend(stream)
+                stream.locallyReset = true
+                _ = ngtcp2_conn_shutdown_stream_write(conn, id, 0)
             }
+            if !finishedReading {
+                stream.readStopped = true
+                _ = ngtcp2_conn_shutdown_stream_read(conn, id, 0)
+            }
+            if !finishedWriting || !finishedReading { scheduleWrite() }
         }
         forgetIfDone(stream)
     }

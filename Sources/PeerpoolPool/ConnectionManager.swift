@@ -1,0 +1,354 @@
+import Logging
+import NIOCore
+import PeerpoolIdentity
+import PeerpoolQUIC
+
+/// The one connection between a local identity and a remote one: created on demand, shared by
+/// every concurrent request, pinged while idle, closed after a minute without use.
+///
+/// Requests on an established connection open their streams concurrently (unless
+/// `oneRequestAtATime`). When the connection fails, every request waiting on it fails with an
+/// error naming the cause, and the next request connects again. Streams already handed out are
+/// left to their owners.
+actor ConnectionManager {
+    let local: ID52
+    let remote: ID52
+    private let endpoint: QUICEndpoint
+    private let resolver: any AddressResolver
+    private let configuration: PoolConfiguration
+    private let metrics: PoolMetrics
+    private var logger: Logger
+
+    private var connection: QUICConnection?
+    private var connectAttempt: Task<Void, Never>?
+    /// Numbers connect attempts, so a cancelled attempt that finishes late changes nothing.
+    private var attemptNumber: UInt64 = 0
+    private var connectWaiters: [UInt64: CheckedContinuation<QUICConnection, any Error>] = [:]
+    private var nextWaiterID: UInt64 = 0
+    /// Requests between entry and a ready stream (or their failure).
+    private var requests = 0
+    /// Streams handed out and not yet dropped: the connection is not idle while any lives.
+    private var openStreams = 0
+    private var lastUsed = ContinuousClock.now
+    private var idleTask: Task<Void, Never>?
+    /// `oneRequestAtATime`: the request holding the turn, and those waiting for it.
+    private var turnTaken = false
+    private var turnWaiters: [CheckedContinuation<Void, Never>] = []
+    private var closed = false
+
+    init(local: ID52, remote: ID52, endpoint: QUICEndpoint, resolver: any AddressResolver,
+         configuration: PoolConfiguration, metrics: PoolMetrics, logger: Logger) {
+        self.local = local
+        self.remote = remote
+        self.endpoint = endpoint
+        self.resolver = resolver
+        self.configuration = configuration
+        self.metrics = metrics
+        var logger = logger
+        logger[metadataKey: "peer.id52"] = "\(remote)"
+        self.logger = logger
+    }
+
+    /// No request, no open stream: the pool may close this connection to make room.
+    var isIdle: Bool { requests == 0 && openStreams == 0 }
+    var hasConnection: Bool { connection != nil || connectAttempt != nil }
+
+    // MARK: Requests
+
+    func stream(_ header: ProtocolHeader, address: SocketAddress?) async throws -> PeerStream {
+        guard !closed else { throw PoolError(.shutDown, peer: remote, "the pool is shutting down") }
+        guard requests < configuration.maxWaitersPerPeer else {
+            throw PoolError(.tooManyWaiters, peer: remote, "\(requests) requests already wait for \(remote) (limit \(configuration.maxWaitersPerPeer))")
+        }
+        requests += 1
+        lastUsed = .now
+        defer {
+            requests -= 1
+            lastUsed = .now
+        }
+        let connection = try await connected(address: address)
+        if configuration.oneRequestAtATime { await takeTurn() }
+        defer { if configuration.oneRequestAtATime { endTurn() } }
+
+        openStreams += 1
+        let lease = StreamLease(manager: self)
+        do {
+            let remote = self.remote
+            let ackTimeout = configuration.ackTimeout
+            let stream = try await withTimeout(ackTimeout, {
+                PoolError(.ackTimeout, peer: remote, "\(remote) did not acknowledge \(header.protocol) within \(ackTimeout)")
+            }) {
+                try await StreamOpener.open(header, on: connection, lease: lease)
+            }
+            metrics.streamsOpened.increment()
+            return stream
+        } catch let error as QUICError {
+            throw await lost(connection, error)
+        }
+    }
+
+    /// fastn's ping over this pair's connection (connecting first if needed).
+    func ping(address: SocketAddress?) async throws -> Duration {
+        requests += 1
+        defer { requests -= 1 }
+        let connection = try await connected(address: address)
+        let clock = ContinuousClock()
+        let start = clock.now
+        do {
+            try await pingWithTimeout(connection)
+        } catch let error as QUICError {
+            throw await lost(connection, error)
+        }
+        return clock.now - start
+    }
+
+    /// A transport error while using `connection`: name the cause (the connection's close
+    /// reason if it is gone).
+    private func lost(_ connection: QUICConnection, _ error: QUICError) async -> any Error {
+        metrics.waitersFailed.increment()
+        if let reason = await connection.closeReason {
+            return PoolError(.connectionLost, peer: remote, "connection to \(remote) failed: \(reason)")
+        }
+        return error
+    }
+
+    private func pingWithTimeout(_ connection: QUICConnection) async throws {
+        let remote = self.remote
+        let timeout = configuration.ackTimeout
+        try await withTimeout(timeout, {
+            PoolError(.ackTimeout, peer: remote, "\(remote) did not answer a ping within \(timeout)")
+        }) {
+            try await StreamOpener.ping(connection)
+        }
+    }
+
+    func streamReleased() {
+        openStreams -= 1
+        lastUsed = .now
+    }
+
+    // MARK: The shared connection attempt
+
+    /// The established connection, connecting if there is none. Every concurrent caller waits
+    /// on one attempt; each gives up alone after the connect timeout or when cancelled.
+    private func connected(address: SocketAddress?) async throws -> QUICConnection {
+        if let connection { return connection }
+        nextWaiterID += 1
+        let id = nextWaiterID
+        let remote = self.remote
+        let timeout = configuration.connectTimeout
+        return try await withTimeout(timeout, {
+            PoolError(.connectFailed, peer: remote, "could not connect to \(remote) within \(timeout)")
+        }) {
+            try await self.waitForConnection(id: id, address: address)
+        }
+    }
+
+    private func waitForConnection(id: UInt64, address: SocketAddress?) async throws -> QUICConnection {
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<QUICConnection, any Error>) in
+                if Task.isCancelled {
+                    continuation.resume(throwing: CancellationError())
+                } else if let connection {
+                    continuation.resume(returning: connection)
+                } else if closed {
+                    continuation.resume(throwing: PoolError(.shutDown, peer: remote, "the pool is shutting down"))
+                } else {
+                    connectWaiters[id] = continuation
+                    if connectAttempt == nil { startConnecting(address: address) }
+                }
+            }
+        } onCancel: {
+            Task { await self.withdraw(id) }
+        }
+    }
+
+    private func withdraw(_ id: UInt64) {
+        connectWaiters.removeValue(forKey: id)?.resume(throwing: CancellationError())
+        // Nobody waits for the attempt any more: stop it rather than let it run to its timeout.
+        if connectWaiters.isEmpty { abandonAttempt() }
+    }
+
+    private func abandonAttempt() {
+        connectAttempt?.cancel()
+        connectAttempt = nil
+        attemptNumber += 1
+    }
+
+    private func startConnecting(address: SocketAddress?) {
+        attemptNumber += 1
+        let attempt = attemptNumber
+        let (endpoint, resolver, local, remote) = (self.endpoint, self.resolver, self.local, self.remote)
+        let timeout = configuration.connectTimeout
+        connectAttempt = Task {
+            let outcome: Result<QUICConnection, any Error>
+            do {
+                let candidates: [SocketAddress]
+                if let address { candidates = [address] } else { candidates = try await resolver.addresses(of: remote) }
+                guard !candidates.isEmpty else {
+                    throw PoolError(.noAddress, peer: remote, "no address known for \(remote): give one as \(remote)@host:port or add it to the address book")
+                }
+                var lastError: (any Error)?
+                var connected: QUICConnection?
+                for candidate in candidates where connected == nil {
+                    do {
+                        connected = try await withTimeout(timeout, {
+                            QUICError(.handshakeTimeout, "no handshake with \(remote) at \(candidate) within \(timeout)")
+                        }) {
+                            try await endpoint.connect(to: remote, at: candidate, as: local)
+                        }
+                    } catch {
+                        lastError = error
+                    }
+                }
+                guard let connected else { throw lastError! }
+                outcome = .success(connected)
+            } catch let error as PoolError {
+                outcome = .failure(error)
+            } catch {
+                outcome = .failure(PoolError(.connectFailed, peer: remote, "could not connect to \(remote): \(error)"))
+            }
+            self.connectFinished(outcome, attempt: attempt)
+        }
+    }
+
+    private func connectFinished(_ outcome: Result<QUICConnection, any Error>, attempt: UInt64) {
+        guard attempt == attemptNumber else {
+            // Abandoned: its waiters are gone; a connection it made anyway is not wanted.
+            if case .success(let unwanted) = outcome {
+                Task { await unwanted.close(code: configuration.closeCode, reason: "abandoned") }
+            }
+            return
+        }
+        connectAttempt = nil
+        let waiters = connectWaiters
+        connectWaiters = [:]
+        switch outcome {
+        case .success(let established):
+            if closed {
+                Task { await established.close(code: configuration.closeCode, reason: "pool shut down") }
+                for waiter in waiters.values { waiter.resume(throwing: PoolError(.shutDown, peer: remote, "the pool is shutting down")) }
+                return
+            }
+            metrics.connects.increment()
+            metrics.connectionsOpen.record(1)
+            logger.debug("connected")
+            connection = established
+            for waiter in waiters.values { waiter.resume(returning: established) }
+            watch(established)
+        case .failure(let error):
+            metrics.connectFailures.increment()
+            logger.debug("connect failed", metadata: ["error": "\(error)"])
+            for waiter in waiters.values {
+                metrics.waitersFailed.increment()
+                waiter.resume(throwing: error)
+            }
+        }
+    }
+
+    /// Notices the connection's end whatever its cause, and drives the idle pings.
+    private func watch(_ established: QUICConnection) {
+        Task {
+            let reason = await established.closed()
+            self.connectionEnded(established, reason)
+        }
+        lastUsed = .now
+        let interval = configuration.pingInterval
+        idleTask = Task {
+            var idlePeriods = 0
+            while !Task.isCancelled {
+                try? await Task.sleep(for: interval)
+                guard !Task.isCancelled else { return }
+                guard await self.idleTick(&idlePeriods, since: interval) else { return }
+            }
+        }
+    }
+
+    /// One ping period passed. Returns false once the connection is gone.
+    private func idleTick(_ idlePeriods: inout Int, since interval: Duration) async -> Bool {
+        guard let connection else { return false }
+        if !isIdle || ContinuousClock.now - lastUsed < interval {
+            idlePeriods = 0
+            return true
+        }
+        idlePeriods += 1
+        if idlePeriods >= configuration.idlePeriodsBeforeClose {
+            logger.debug("closing idle connection")
+            forget(connection)
+            await connection.close(code: configuration.closeCode, reason: "idle")
+            return false
+        }
+        do {
+            try await pingWithTimeout(connection)
+            metrics.pings.increment()
+            return true
+        } catch {
+            metrics.pingFailures.increment()
+            logger.debug("ping failed; closing", metadata: ["error": "\(error)"])
+            forget(connection)
+            await connection.close(code: configuration.closeCode, reason: "ping failed")
+            return false
+        }
+    }
+
+    private func connectionEnded(_ ended: QUICConnection, _ reason: QUICCloseReason) {
+        guard connection === ended else { return }
+        logger.debug("connection ended", metadata: ["quic.reason": "\(reason)"])
+        forget(ended)
+    }
+
+    /// The connection is over (or being closed by us): the next request connects afresh.
+    private func forget(_ ended: QUICConnection) {
+        guard connection === ended else { return }
+        connection = nil
+        idleTask?.cancel()
+        idleTask = nil
+        metrics.connectionsOpen.record(0)
+    }
+
+    /// Closes the connection if nothing uses it. Returns whether it did.
+    func closeIfIdle() async -> Bool {
+        guard isIdle, connectWaiters.isEmpty else { return false }
+        closed = true
+        abandonAttempt()
+        idleTask?.cancel()
+        if let connection {
+            forget(connection)
+            await connection.close(code: configuration.closeCode, reason: "pool full")
+        }
+        return true
+    }
+
+    /// Shutdown: no new requests; the connection closes with the pool's code.
+    func close() async {
+        closed = true
+        idleTask?.cancel()
+        if let connection { await connection.close(code: configuration.closeCode, reason: "pool shut down") }
+    }
+
+    var inFlight: Int { requests }
+
+    // MARK: One request at a time (benchmark comparison only)
+
+    private func takeTurn() async {
+        if !turnTaken {
+            turnTaken = true
+            return
+        }
+        await withCheckedContinuation { turnWaiters.append($0) }
+    }
+
+    private func endTurn() {
+        if turnWaiters.isEmpty { turnTaken = false } else { turnWaiters.removeFirst().resume() }
+    }
+}
+
+/// Held by a handed-out stream; its end tells the manager the stream is gone.
+final class StreamLease: Sendable {
+    private let manager: ConnectionManager
+    init(manager: ConnectionManager) { self.manager = manager }
+    deinit {
+        let manager = self.manager
+        Task { await manager.streamReleased() }
+    }
+}

@@ -1,0 +1,101 @@
+import NIOCore
+import NIOPosix
+import PeerpoolIdentity
+import PeerpoolPool
+import PeerpoolQUIC
+
+func quicConfiguration(_ change: (inout QUICConfiguration) -> Void = { _ in }) -> QUICConfiguration {
+    var configuration = QUICConfiguration()
+    configuration.handshakeTimeout = .seconds(5)
+    configuration.idleTimeout = .seconds(5)
+    change(&configuration)
+    return configuration
+}
+
+func poolConfiguration(_ change: (inout PoolConfiguration) -> Void = { _ in }) -> PoolConfiguration {
+    var configuration = PoolConfiguration()
+    configuration.connectTimeout = .seconds(2)
+    configuration.ackTimeout = .seconds(2)
+    change(&configuration)
+    return configuration
+}
+
+/// A peer serving fastn's protocol in this process: Ping, echo, and what a test adds.
+final class TestPeer: Sendable {
+    let endpoint: QUICEndpoint
+    let key: SecretKey
+    private let task: Task<Void, any Error>
+
+    init(
+        protocols: Set<StreamProtocol> = [.generic("echo")], extraLine: Set<StreamProtocol> = [],
+        configuration: QUICConfiguration = quicConfiguration(), port: Int = 0,
+        handler: (@Sendable (IncomingStream) async -> Void)? = nil
+    ) async throws {
+        key = SecretKey.generate()
+        endpoint = try await QUICEndpoint.bind(host: "127.0.0.1", port: port, identities: [key], configuration: configuration)
+        var acceptorConfiguration = AcceptorConfiguration(protocols: protocols)
+        acceptorConfiguration.protocolsWithExtraLine = extraLine
+        let acceptor = StreamAcceptor(endpoint: endpoint, configuration: acceptorConfiguration, handler: handler ?? echo)
+        task = Task { try await acceptor.run() }
+    }
+
+    var address: PeerAddress { PeerAddress(key.id52, at: endpoint.localAddress) }
+
+    func stop() async {
+        task.cancel()
+        await endpoint.close()
+    }
+}
+
+@Sendable func echo(_ incoming: IncomingStream) async {
+    do {
+        while let chunk = try await incoming.stream.read() { try await incoming.stream.write(chunk) }
+        try await incoming.stream.finish()
+    } catch {}
+}
+
+/// A pool on a fresh dial-only endpoint.
+func makePool(
+    _ configuration: PoolConfiguration = poolConfiguration(), quic: QUICConfiguration = quicConfiguration(),
+    resolver: any AddressResolver = AddressBook()
+) async throws -> PeerPool {
+    let endpoint = try await QUICEndpoint.bind(
+        host: "127.0.0.1", port: 0, identities: [SecretKey.generate()], acceptIncoming: false, configuration: quic)
+    return PeerPool(endpoint: endpoint, resolver: resolver, configuration: configuration)
+}
+
+/// A UDP socket that never answers: a silent peer.
+func silentSocket() async throws -> any Channel {
+    try await DatagramBootstrap(group: .singletonMultiThreadedEventLoopGroup).bind(host: "127.0.0.1", port: 0).get()
+}
+
+/// Echoes `text` through a fresh stream and returns what came back.
+func echoRoundTrip(_ pool: PeerPool, _ peer: PeerAddress, _ text: String) async throws -> String {
+    let stream = try await pool.getStream(ProtocolHeader(.generic("echo")), to: peer)
+    try await stream.write(Array(text.utf8))
+    try await stream.finish()
+    return String(buffer: try await stream.readToEnd(limit: 1 << 20))
+}
+
+/// Whether `task` finishes within `timeout`, without waiting for it beyond that.
+func completes<T: Sendable>(_ task: Task<T, any Error>, within timeout: Duration) async -> Bool {
+    let (signal, continuation) = AsyncStream<Void>.makeStream()
+    Task {
+        _ = try? await task.value
+        continuation.yield()
+        continuation.finish()
+    }
+    return await withTaskGroup(of: Bool.self) { group in
+        group.addTask {
+            for await _ in signal { return true }
+            return false
+        }
+        group.addTask {
+            try? await Task.sleep(for: timeout)
+            return false
+        }
+        let first = await group.next() ?? false
+        group.cancelAll()
+        return first
+    }
+}
