@@ -1,3 +1,4 @@
+import Metrics
 import Logging
 import NIOCore
 import PeerpoolIdentity
@@ -22,7 +23,7 @@ public actor PeerPool: Service {
     private let resolver: any AddressResolver
     private let configuration: PoolConfiguration
     private let logger: Logger
-    private let metrics = PoolMetrics()
+    private let metrics: PoolMetrics
     private var managers: [Key: ConnectionManager] = [:]
     /// Last request per pair, for least-recently-used eviction.
     private var lastUsed: [Key: ContinuousClock.Instant] = [:]
@@ -33,8 +34,10 @@ public actor PeerPool: Service {
     public init(
         endpoint: QUICEndpoint, resolver: any AddressResolver = AddressBook(),
         configuration: PoolConfiguration = PoolConfiguration(),
-        logger: Logger = Logger(label: "peerpool.pool", factory: { _ in SwiftLogNoOpLogHandler() })
+        logger: Logger = Logger(label: "peerpool.pool", factory: { _ in SwiftLogNoOpLogHandler() }),
+        metricsFactory: any MetricsFactory = MetricsSystem.factory
     ) {
+        self.metrics = PoolMetrics(factory: metricsFactory)
         self.endpoint = endpoint
         self.resolver = resolver
         self.configuration = configuration

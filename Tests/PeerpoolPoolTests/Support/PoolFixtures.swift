@@ -1,3 +1,4 @@
+import Metrics
 import NIOCore
 import NIOPosix
 import PeerpoolIdentity
@@ -57,11 +58,11 @@ final class TestPeer: Sendable {
 /// A pool on a fresh dial-only endpoint.
 func makePool(
     _ configuration: PoolConfiguration = poolConfiguration(), quic: QUICConfiguration = quicConfiguration(),
-    resolver: any AddressResolver = AddressBook()
+    resolver: any AddressResolver = AddressBook(), metrics: (any MetricsFactory)? = nil
 ) async throws -> PeerPool {
     let endpoint = try await QUICEndpoint.bind(
         host: "127.0.0.1", port: 0, identities: [SecretKey.generate()], acceptIncoming: false, configuration: quic)
-    return PeerPool(endpoint: endpoint, resolver: resolver, configuration: configuration)
+    return PeerPool(endpoint: endpoint, resolver: resolver, configuration: configuration, metricsFactory: metrics ?? NOOPMetricsHandler.instance)
 }
 
 /// A UDP socket that never answers: a silent peer.

@@ -1,0 +1,101 @@
+import Logging
+import Metrics
+import MetricsTestKit
+import NIOCore
+import PeerpoolIdentity
+import PeerpoolPool
+import PeerpoolQUIC
+import ServiceLifecycle
+import Testing
+
+@Suite(.timeLimit(.minutes(1)))
+struct AcceptorTests {
+    /// A raw QUIC connection to a TestPeer, for sending what the pool would never send.
+    private func rawConnection(to peer: TestPeer) async throws -> (QUICEndpoint, QUICConnection) {
+        let endpoint = try await QUICEndpoint.bind(
+            host: "127.0.0.1", port: 0, identities: [SecretKey.generate()], acceptIncoming: false, configuration: quicConfiguration())
+        return (endpoint, try await endpoint.connect(to: peer.key.id52, at: peer.endpoint.localAddress))
+    }
+
+    private func expectReset(_ stream: QUICStream, code: UInt64) async {
+        let error = await #expect(throws: QUICError.self) { while try await stream.read() != nil {} }
+        #expect(error?.code == .streamReset)
+        #expect(error?.message.contains("code \(code)") == true, "\(String(describing: error))")
+    }
+
+    @Test func oversizeHeader_resetsTheStream_andTheConnectionLivesOn() async throws {
+        let peer = try await TestPeer()
+        let (endpoint, connection) = try await rawConnection(to: peer)
+        defer { Task { await endpoint.close(); await peer.stop() } }
+        let stream = try await connection.openStream()
+        // 70 KiB of header without a newline.
+        try await stream.write(ByteBuffer(repeating: UInt8(ascii: "a"), count: 70 * 1024))
+        await expectReset(stream, code: ProtocolErrorCode.headerTooLong)
+        try await expectPingWorks(on: connection)
+    }
+
+    @Test(arguments: ["{not json\n", "\"NoSuchProtocol\"\n", "[1,2]\n"])
+    func garbageHeader_resetsTheStream_andTheConnectionLivesOn(_ garbage: String) async throws {
+        let peer = try await TestPeer()
+        let (endpoint, connection) = try await rawConnection(to: peer)
+        defer { Task { await endpoint.close(); await peer.stop() } }
+        let stream = try await connection.openStream()
+        try await stream.write(Array(garbage.utf8))
+        await expectReset(stream, code: ProtocolErrorCode.malformedHeader)
+        try await expectPingWorks(on: connection)
+    }
+
+    @Test func invalidUTF8Header_resetsTheStream() async throws {
+        let peer = try await TestPeer()
+        let (endpoint, connection) = try await rawConnection(to: peer)
+        defer { Task { await endpoint.close(); await peer.stop() } }
+        let stream = try await connection.openStream()
+        try await stream.write([0x22, 0xff, 0xfe, 0x22, 0x0a])
+        await expectReset(stream, code: ProtocolErrorCode.malformedHeader)
+    }
+
+    @Test func ping_isAnsweredAckPong_thenEnd() async throws {
+        let peer = try await TestPeer()
+        let (endpoint, connection) = try await rawConnection(to: peer)
+        defer { Task { await endpoint.close(); await peer.stop() } }
+        try await expectPingWorks(on: connection)
+    }
+
+    private func expectPingWorks(on connection: QUICConnection) async throws {
+        let stream = try await connection.openStream()
+        try await stream.write(Array("\"Ping\"\n".utf8))
+        try await stream.finish()
+        #expect(String(buffer: try await stream.readToEnd(limit: 64)) == "ack\npong\n")
+    }
+
+    @Test func gracefulShutdown_closesConnectionsWithTheCloseCode_andRefusesNewRequests() async throws {
+        let peer = try await TestPeer()
+        let pool = try await makePool()
+        defer { Task { await peer.stop() } }
+        #expect(try await echoRoundTrip(pool, peer.address, "before") == "before")
+        #expect(await peer.endpoint.connectionCount == 1)
+
+        let group = ServiceGroup(configuration: .init(services: [pool], logger: Logger(label: "test")))
+        let running = Task { try await group.run() }
+        await group.triggerGracefulShutdown()
+        try await running.value
+        let error = await #expect(throws: PoolError.self) { _ = try await echoRoundTrip(pool, peer.address, "after") }
+        #expect(error?.code == .shutDown)
+        #expect(await pool.connectionCount == 0)
+        // The peer hears the close (code 0) and drops its side.
+        for _ in 0..<100_000 where await peer.endpoint.connectionCount > 0 { await Task.yield() }
+        #expect(await peer.endpoint.connectionCount == 0)
+    }
+
+    @Test func metrics_countConnectsStreamsAndFailures() async throws {
+        let metrics = TestMetrics()
+        let peer = try await TestPeer()
+        let pool = try await makePool(metrics: metrics)
+        defer { Task { await pool.shutdown(); await peer.stop() } }
+        for i in 0..<3 { _ = try await echoRoundTrip(pool, peer.address, "\(i)") }
+        _ = try? await pool.getStream(ProtocolHeader(.tcp), to: peer.address)
+        #expect(try metrics.expectCounter("peerpool.connects").totalValue == 1)
+        #expect(try metrics.expectCounter("peerpool.streams.opened").totalValue == 3)
+        #expect(try metrics.expectTimer("peerpool.getstream.duration").values.count == 3)
+    }
+}
