@@ -1,0 +1,317 @@
+import Foundation
+import PeerpoolIdentity
+import Synchronization
+
+/// `Interop/fastn_peer.py` in a child process: an aioquic (independent QUIC stack) peer speaking
+/// fastn-net's stream protocol, as a server (`startServer`) or a one-shot client (`runClient`).
+/// The script's docstring lists its stdout lines (`READY`, `SNI`, `PEER`, `STREAM`, `BADHEADER`;
+/// `SERVERKEY`, `PONG`, `ECHO`, `NOACK`, `GARBAGE`, `AFTER_GARBAGE`).
+///
+/// A trimmed copy of PeerpoolQUICTests' `PythonPeer` (test targets cannot share code). Lines are
+/// queued and polled with deadlines, so a timed-out wait loses nothing. `deinit` kills the child;
+/// a server also exits by itself when our end of its stdin closes.
+final class FastnPythonPeer: Sendable {
+    enum ClientMode: String, Sendable {
+        case ping, echo, garbage
+    }
+
+    /// The server's UDP port on 127.0.0.1.
+    let port: Int
+    private let child: Child
+
+    /// The repository root, four levels above this file (`Tests/PeerpoolPoolTests/Support/`).
+    static let repositoryRoot = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let interpreter = repositoryRoot.appendingPathComponent(".venv-test/bin/python")
+    static let script = repositoryRoot.appendingPathComponent("Tests/PeerpoolPoolTests/Interop/fastn_peer.py")
+
+    private init(port: Int, child: Child) {
+        self.port = port
+        self.child = child
+    }
+
+    deinit {
+        child.stop()
+    }
+
+    /// A server on 127.0.0.1 presenting `certPEM`, once it reported its port.
+    static func startServer(
+        certPEM: String, keyPEM: String, arguments: [String] = [], within timeout: Duration = .seconds(20)
+    ) async throws -> FastnPythonPeer {
+        let child = try Child(["server", "--host", "127.0.0.1", "--port", "0"] + arguments, certPEM: certPEM, keyPEM: keyPEM)
+        do {
+            let ready = try await child.value(of: "READY", within: timeout)
+            guard let port = Int(ready) else { throw FastnPythonPeerError("fastn peer reported port \"\(ready)\"") }
+            return FastnPythonPeer(port: port, child: child)
+        } catch {
+            child.stop()
+            throw error
+        }
+    }
+
+    static func startServer(identity: SecretKey) async throws -> FastnPythonPeer {
+        let (certificate, key) = try pem(for: identity)
+        return try await startServer(certPEM: certificate, keyPEM: key)
+    }
+
+    /// Runs a client against 127.0.0.1:`port` with `sni` (the server's ID52) and returns every
+    /// stdout line it printed. `arguments` adds options such as `--protocol` or `--garbage`.
+    /// Throws, with the transcript, if it exits non-zero or runs longer than `timeout`.
+    static func runClient(
+        mode: ClientMode, port: Int, sni: String, certPEM: String, keyPEM: String,
+        arguments: [String] = [], within timeout: Duration = .seconds(15)
+    ) async throws -> [String] {
+        let child = try Child(
+            ["client", "--host", "127.0.0.1", "--port", "\(port)", "--sni", sni, "--mode", mode.rawValue] + arguments,
+            certPEM: certPEM, keyPEM: keyPEM)
+        defer { child.stop() }
+        guard let status = try await child.exitStatus(within: timeout) else {
+            throw FastnPythonPeerError("fastn client (\(mode)) still running after \(timeout)\n\(child.transcript)")
+        }
+        guard status == 0 else {
+            throw FastnPythonPeerError("fastn client (\(mode)) exited with \(status)\n\(await child.finalTranscript())")
+        }
+        return child.takeLines { _ in true }
+    }
+
+    static func runClient(
+        mode: ClientMode, port: Int, server: ID52, identity: SecretKey,
+        arguments: [String] = [], within timeout: Duration = .seconds(15)
+    ) async throws -> [String] {
+        let (certificate, key) = try pem(for: identity)
+        return try await runClient(
+            mode: mode, port: port, sni: server.description, certPEM: certificate, keyPEM: key,
+            arguments: arguments, within: timeout)
+    }
+
+    /// The certificate and PKCS#8 key of `identity` as PEM, base64 in 64-character lines.
+    static func pem(for identity: SecretKey) throws -> (certificate: String, key: String) {
+        let certificate = try IdentityCertificate(secretKey: identity)
+        return (pem("CERTIFICATE", certificate.certificateDER), pem("PRIVATE KEY", certificate.privateKeyDER))
+    }
+
+    /// The rest of the next stdout line starting with `keyword` and a space; earlier lines are
+    /// skipped (they stay in `transcript`).
+    func value(of keyword: String, within timeout: Duration = .seconds(15)) async throws -> String {
+        try await child.value(of: keyword, within: timeout)
+    }
+
+    /// The next whole `STREAM <json>` or `BADHEADER <reason>` line (one per stream the server
+    /// saw a header on), skipping other lines.
+    func nextStreamLine(within timeout: Duration = .seconds(15)) async throws -> String {
+        let line = try await child.nextLine(within: timeout, description: "STREAM or BADHEADER") {
+            $0.hasPrefix("STREAM ") || $0.hasPrefix("BADHEADER ")
+        }
+        return line
+    }
+
+    /// Everything the peer wrote so far, prefixed by `stdout:` or `stderr:`.
+    var transcript: String {
+        child.transcript
+    }
+
+    private static func pem(_ label: String, _ der: [UInt8]) -> String {
+        let base64 = Data(der).base64EncodedString()
+        var text = "-----BEGIN \(label)-----\n"
+        var start = base64.startIndex
+        while start < base64.endIndex {
+            let end = base64.index(start, offsetBy: 64, limitedBy: base64.endIndex) ?? base64.endIndex
+            text += base64[start..<end] + "\n"
+            start = end
+        }
+        return text + "-----END \(label)-----\n"
+    }
+}
+
+struct FastnPythonPeerError: Error, CustomStringConvertible {
+    let description: String
+
+    init(_ message: String) {
+        description = message
+    }
+}
+
+extension FastnPythonPeer {
+    /// The process, its files, and what it printed.
+    private final class Child: Sendable {
+        private struct Output {
+            var unread: [String] = []
+            var transcript: [String] = []
+            var stdoutClosed = false
+            var stderrClosed = false
+        }
+
+        private let process = Process()
+        /// Held open for the child's lifetime: its EOF tells a server to exit.
+        private let stdin = Pipe()
+        private let output = Mutex(Output())
+        private let directory: URL
+        private static let transcriptLimit = 500
+
+        init(_ arguments: [String], certPEM: String, keyPEM: String) throws {
+            guard FileManager.default.isExecutableFile(atPath: FastnPythonPeer.interpreter.path) else {
+                throw FastnPythonPeerError(
+                    "\(FastnPythonPeer.interpreter.path) is missing, so the fastn interoperability tests cannot run. "
+                        + "Run `deploy/setup.sh --test` in \(FastnPythonPeer.repositoryRoot.path) to create it.")
+            }
+            directory = try Self.makePrivateDirectory()
+            let certificatePath = directory.appendingPathComponent("cert.pem")
+            let keyPath = directory.appendingPathComponent("key.pem")
+            do {
+                try certPEM.write(to: certificatePath, atomically: false, encoding: .utf8)
+                try keyPEM.write(to: keyPath, atomically: false, encoding: .utf8)
+            } catch {
+                try? FileManager.default.removeItem(at: directory)
+                throw error
+            }
+
+            process.executableURL = FastnPythonPeer.interpreter
+            process.arguments = ["-u", FastnPythonPeer.script.path] + arguments
+                + ["--cert", certificatePath.path, "--key", keyPath.path, "--alpn", "/fastn/entity/0.1"]
+            let stdout = Pipe()
+            let stderr = Pipe()
+            process.standardInput = stdin
+            process.standardOutput = stdout
+            process.standardError = stderr
+            do {
+                try process.run()
+            } catch {
+                try? FileManager.default.removeItem(at: directory)
+                throw FastnPythonPeerError("cannot start \(FastnPythonPeer.interpreter.path): \(error)")
+            }
+            // The reading threads hold `self` until the child's pipes reach EOF (it exited).
+            Self.readLines(from: stdout.fileHandleForReading) { [self] line in
+                output.withLock {
+                    $0.unread.append(line)
+                    Self.record("stdout: \(line)", in: &$0)
+                }
+            } atEnd: { [self] in
+                output.withLock { $0.stdoutClosed = true }
+            }
+            Self.readLines(from: stderr.fileHandleForReading) { [self] line in
+                output.withLock { Self.record("stderr: \(line)", in: &$0) }
+            } atEnd: { [self] in
+                output.withLock { $0.stderrClosed = true }
+            }
+        }
+
+        var transcript: String {
+            output.withLock { $0.transcript.joined(separator: "\n") }
+        }
+
+        /// The transcript once the child closed its stderr, waiting at most `timeout`.
+        func finalTranscript(within timeout: Duration = .seconds(3)) async -> String {
+            _ = try? await Self.poll(until: .now + timeout) { self.output.withLock { $0.stderrClosed } ? true : nil }
+            return transcript
+        }
+
+        /// Removes and returns the unread stdout lines up to and including the first one
+        /// `matching` accepts; all of them if none does (then only those `matching` accepts).
+        func takeLines(upToFirst: Bool = false, _ matching: (String) -> Bool) -> [String] {
+            output.withLock { output in
+                var taken: [String] = []
+                while !output.unread.isEmpty {
+                    let line = output.unread.removeFirst()
+                    if matching(line) {
+                        taken.append(line)
+                        if upToFirst { break }
+                    }
+                }
+                return taken
+            }
+        }
+
+        /// The next unread stdout line `matching` accepts, skipping the others. Throws, with the
+        /// transcript, if the child exits or `timeout` passes first.
+        func nextLine(
+            within timeout: Duration, description: String, _ matching: @escaping @Sendable (String) -> Bool
+        ) async throws -> String {
+            let found = try await Self.poll(until: .now + timeout) { () -> String?? in
+                if let line = self.takeLines(upToFirst: true, matching).first { return .some(line) }
+                return self.output.withLock { $0.stdoutClosed } ? .some(nil) : nil
+            }
+            if case .some(.some(let line)) = found { return line }
+            let what = found == nil ? "printed no \(description) line within \(timeout)" : "exited without printing \(description)"
+            let transcript = await finalTranscript()
+            let hint = transcript.contains("No module named") ? " (is aioquic installed? run `deploy/setup.sh --test`)" : ""
+            throw FastnPythonPeerError("fastn peer \(what)\(hint)\n--- fastn peer output ---\n\(transcript)")
+        }
+
+        func value(of keyword: String, within timeout: Duration) async throws -> String {
+            let prefix = keyword + " "
+            let line = try await nextLine(within: timeout, description: keyword) { $0.hasPrefix(prefix) }
+            return String(line.dropFirst(prefix.count))
+        }
+
+        /// The exit status once the child exited and its stdout reached EOF (so every line is
+        /// queued); nil if that takes longer than `timeout`.
+        func exitStatus(within timeout: Duration) async throws -> Int32? {
+            try await Self.poll(until: .now + timeout) {
+                self.output.withLock { $0.stdoutClosed } && !self.process.isRunning ? self.process.terminationStatus : nil
+            }
+        }
+
+        /// Kills the child (SIGKILL: it holds nothing worth a graceful exit) and removes its files.
+        func stop() {
+            if process.isRunning {
+                kill(process.processIdentifier, SIGKILL)
+                process.waitUntilExit()
+            }
+            try? FileManager.default.removeItem(at: directory)
+        }
+
+        private static func record(_ line: String, in output: inout Output) {
+            if output.transcript.count >= transcriptLimit { output.transcript.removeFirst() }
+            output.transcript.append(line)
+        }
+
+        /// `check()`'s first non-nil result, checked every 10 ms; nil once `deadline` passed.
+        private static func poll<T>(until deadline: ContinuousClock.Instant, _ check: () -> T?) async throws -> T? {
+            while true {
+                if let value = check() { return value }
+                if ContinuousClock.now >= deadline { return nil }
+                try await Task.sleep(for: .milliseconds(10))
+            }
+        }
+
+        /// Reads `handle` to EOF on a thread of its own, calling `line` for each line.
+        private static func readLines(
+            from handle: FileHandle, line: @escaping @Sendable (String) -> Void, atEnd: @escaping @Sendable () -> Void
+        ) {
+            let thread = Thread {
+                // read(2): FileHandle.read(upToCount:) waits for the full count or EOF.
+                let descriptor = handle.fileDescriptor
+                var pending: [UInt8] = []
+                var chunk = [UInt8](repeating: 0, count: 4096)
+                while true {
+                    let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+                    if count < 0, errno == EINTR { continue }
+                    guard count > 0 else { break }
+                    pending += chunk[..<count]
+                    while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                        line(String(decoding: pending[..<newline], as: UTF8.self))
+                        pending.removeSubrange(...newline)
+                    }
+                    // A BADHEADER line quotes at most a 64 KiB header; drop anything far longer.
+                    if pending.count > 1 << 20 { pending.removeAll() }
+                }
+                if !pending.isEmpty { line(String(decoding: pending, as: UTF8.self)) }
+                try? handle.close()
+                atEnd()
+            }
+            thread.start()
+        }
+
+        /// A fresh directory only we can enter (mkdtemp: mode 0700), for the secret key.
+        private static func makePrivateDirectory() throws -> URL {
+            let parent = FileManager.default.temporaryDirectory.path
+            var template = Array((parent + "/peerpool-fastn-XXXXXX").utf8CString)
+            let created = template.withUnsafeMutableBufferPointer { buffer in buffer.baseAddress.flatMap { mkdtemp($0) } }
+            guard created != nil else {
+                throw FastnPythonPeerError("mkdtemp in \(parent) failed: \(String(cString: strerror(errno)))")
+            }
+            let path = template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+            return URL(fileURLWithPath: String(decoding: path, as: UTF8.self))
+        }
+    }
+}
