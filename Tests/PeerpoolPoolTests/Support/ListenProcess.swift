@@ -1,0 +1,81 @@
+import Foundation
+import NIOCore
+import PeerpoolIdentity
+import PeerpoolPool
+
+/// A `peerpool listen` child process: a real peer that tests can kill.
+final class ListenProcess: @unchecked Sendable {
+    let process = Process()
+    let identities: [ID52]
+    let address: SocketAddress
+    private let stdin = Pipe()
+
+    static var executable: URL {
+        let directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        let candidates = [directory.appendingPathComponent("peerpool"), directory.deletingLastPathComponent().appendingPathComponent("peerpool")]
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) } ?? candidates[0]
+    }
+
+    /// Starts `peerpool listen --identities n` and waits (bounded) for its ID52s.
+    init(identities count: Int = 1) async throws {
+        let stdout = Pipe()
+        process.executableURL = Self.executable
+        process.arguments = ["listen", "--address", "127.0.0.1:0", "--identities", "\(count)", "--exit-on-stdin-eof"]
+        process.standardOutput = stdout
+        process.standardInput = stdin
+        try process.run()
+        let reader = stdout.fileHandleForReading
+        let lines: [String] = try await withTimeout(.seconds(20)) {
+            try await Task.detached {
+                var lines: [String] = []
+                var current: [UInt8] = []
+                while lines.count < count + 1, let byte = try reader.read(upToCount: 1)?.first {
+                    if byte == UInt8(ascii: "\n") {
+                        lines.append(String(decoding: current, as: UTF8.self))
+                        current = []
+                    } else {
+                        current.append(byte)
+                    }
+                }
+                return lines
+            }.value
+        }
+        let fields = lines.first?.split(separator: " ") ?? []
+        guard fields.count == 4, fields[0] == "LISTENING", let port = Int(fields[2]), lines.count == count + 1 else {
+            process.terminate()
+            throw PoolError(.connectFailed, "peerpool listen did not start: \(lines.prefix(2))")
+        }
+        address = try SocketAddress(ipAddress: String(fields[1]), port: port)
+        identities = try lines.dropFirst().map { try ID52(parsing: $0) }
+    }
+
+    func peer(_ index: Int = 0) -> PeerAddress { PeerAddress(identities[index], at: address) }
+
+    func kill() {
+        Foundation.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    deinit {
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+    }
+}
+
+/// `operation`, or `nil` after `timeout` (it is then cancelled).
+func withTimeout<T: Sendable>(_ timeout: Duration, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask { try await operation() }
+        group.addTask {
+            try? await Task.sleep(for: timeout)
+            return nil
+        }
+        defer { group.cancelAll() }
+        guard let first = try await group.next(), let value = first else {
+            throw PoolError(.ackTimeout, "timed out after \(timeout)")
+        }
+        return value
+    }
+}
