@@ -53,6 +53,7 @@ let package = Package(
             dependencies: [
                 "CNGTCP2",
                 "PeerpoolIdentity",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

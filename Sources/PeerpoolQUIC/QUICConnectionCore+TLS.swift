@@ -1,4 +1,5 @@
 import CNGTCP2
+import Crypto
 import PeerpoolIdentity
 
 // TLS 1.3 through ngtcp2's GnuTLS helper. Both sides present a self-signed certificate carrying
@@ -96,7 +97,12 @@ extension QUICConnectionCore {
         guard gnutls_x509_crt_get_pk_ecc_raw(certificate, &curve, &x, nil) == 0 else { return nil }
         defer { pp_gnutls_free(x.data) }
         guard curve == GNUTLS_ECC_CURVE_ED25519, let data = x.data, x.size == 32 else { return nil }
-        return try? ID52(rawPublicKey: UnsafeBufferPointer(start: data, count: 32))
+        // No curve-point check: TLS already verified the peer's CertificateVerify signature with
+        // this key, which only a valid point allows.
+        guard let key = try? Curve25519.Signing.PublicKey(rawRepresentation: UnsafeBufferPointer(start: data, count: 32)) else {
+            return nil
+        }
+        return ID52(publicKey: key)
     }
 
     /// After the handshake: the negotiated ALPN must be ours (GnuTLS enforces it on the server;

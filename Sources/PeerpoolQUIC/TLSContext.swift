@@ -15,6 +15,8 @@ import PeerpoolIdentity
 final class TLSContext: @unchecked Sendable {
     let credentials: gnutls_certificate_credentials_t
     let identities: [ID52: TLSIdentity]
+    /// The same, by ID52 text: SNI lookups skip parsing (which checks the curve point).
+    private let identitiesByName: [String: TLSIdentity]
     /// ALPN as GnuTLS wants it; the bytes live as long as the context.
     let alpn: UnsafeMutableBufferPointer<UInt8>
 
@@ -26,6 +28,7 @@ final class TLSContext: @unchecked Sendable {
             byID[key.id52] = try TLSIdentity(secretKey: key)
         }
         self.identities = byID
+        self.identitiesByName = Dictionary(uniqueKeysWithValues: byID.map { ($0.key.description, $0.value) })
 
         var credentials: gnutls_certificate_credentials_t?
         let rv = gnutls_certificate_allocate_credentials(&credentials)
@@ -47,7 +50,7 @@ final class TLSContext: @unchecked Sendable {
 
     /// The identity a server session answers as: the one its SNI names, else the only one.
     func serverIdentity(sni: String?) -> TLSIdentity? {
-        if let sni, let id = ID52(sni), let identity = identities[id] { return identity }
+        if let sni, let identity = identitiesByName[sni] { return identity }
         return identities.count == 1 ? identities.values.first : nil
     }
 }

@@ -6,6 +6,6 @@ struct Peerpool: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "peerpool",
         abstract: "Authenticated QUIC connections to many peers, named by ID52.",
-        subcommands: [DemoCommand.self, IDCommand.self, BenchCommand.self]
+        subcommands: [DemoCommand.self, IDCommand.self, BenchCommand.self, ListenCommand.self, PingCommand.self, StreamCommand.self]
     )
 }

@@ -1,0 +1,155 @@
+import ArgumentParser
+import Foundation
+import Logging
+import PeerpoolIdentity
+import PeerpoolPool
+import PeerpoolQUIC
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// `peerpool listen`: one UDP socket answering as one or many identities, serving fastn's stream
+/// protocol (`Ping`, plus the `Generic` services of ``ListenServices``) until told to stop.
+struct ListenCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "listen",
+        abstract: "Serve Ping and the echo, source and sink protocols as one or more identities.",
+        discussion: """
+            Standard output gets `LISTENING <host> <port> <n>` once the socket is bound, then the \
+            ID52 of each of the n identities, one per line. Peers pick the identity they dial in \
+            SNI, so all of them share the one address. Served protocols: "Ping"; \
+            {"Generic":"echo"} (sends back what it gets); {"Generic":"source"} with an extra line \
+            <n> (sends n bytes); {"Generic":"sink"} (counts what it gets and answers the count). \
+            Runs until SIGINT or SIGTERM, or with --exit-on-stdin-eof until standard input ends.
+            """
+    )
+
+    @Option(help: ArgumentHelp("UDP address to listen on; port 0 picks a free port.", valueName: "host:port"))
+    var address = "127.0.0.1:0"
+
+    @Option(
+        name: .customLong("key-file"),
+        help: ArgumentHelp("Secret key file of an identity to serve as; repeat for more.", valueName: "path"))
+    var keyFiles: [String] = []
+
+    @Option(help: ArgumentHelp(
+        "Identities to serve (default: one per --key-file, else 1). New identities are generated past the key files.",
+        valueName: "n"))
+    var identities: Int?
+
+    @Flag(help: "Exit when standard input ends, so a parent that dies (even by SIGKILL) takes this process with it.")
+    var exitOnStdinEof = false
+
+    @Flag(help: "Log streams and their errors on standard error.")
+    var verbose = false
+
+    /// Connections (and accept backlog) above the identity count, so that every identity can
+    /// be dialled at once and still leave room for more.
+    static let connectionHeadroom = 1024
+
+    func validate() throws {
+        _ = try BenchPeerCommand.parseAddress(address)
+        if let identities {
+            guard identities >= 1 else { throw ValidationError("--identities must be at least 1") }
+            guard identities >= keyFiles.count else {
+                throw ValidationError("--identities \(identities) is fewer than the \(keyFiles.count) key files given")
+            }
+        }
+    }
+
+    func run() async throws {
+        let (host, port) = try BenchPeerCommand.parseAddress(address)
+        let keys = try loadIdentities()
+        let logger = makeLogger()
+
+        var quic = QUICConfiguration()
+        quic.maxConnections = max(quic.maxConnections, keys.count + Self.connectionHeadroom)
+        quic.acceptBacklog = max(quic.acceptBacklog, keys.count + Self.connectionHeadroom)
+        let endpoint = try await QUICEndpoint.bind(
+            host: host, port: port, identities: keys, acceptIncoming: true, configuration: quic, logger: logger)
+        let acceptor = StreamAcceptor(
+            endpoint: endpoint, configuration: ListenServices.acceptorConfiguration, logger: logger
+        ) { incoming in
+            await ListenServices.serve(incoming, logger: logger)
+        }
+
+        let (stops, stop) = AsyncStream<String>.makeStream(bufferingPolicy: .bufferingOldest(1))
+        let signalSources = Self.watchSignals(stop)
+        if exitOnStdinEof { Self.watchStandardInput(stop) }
+
+        // One write(2) for the whole announcement, even with 10,000 identities: a parent reading
+        // the pipe gets it at once, never stuck in a stdio buffer.
+        var announcement = "LISTENING \(endpoint.localAddress.ipAddress ?? host) \(endpoint.localAddress.port ?? port) \(keys.count)\n"
+        announcement.reserveCapacity(announcement.utf8.count + keys.count * 53)
+        for key in keys { announcement += "\(key.id52)\n" }
+        try FileHandle.standardOutput.write(contentsOf: Data(announcement.utf8))
+
+        await withDiscardingTaskGroup { group in
+            group.addTask { try? await acceptor.run() }
+            for await reason in stops {
+                logger.debug("stopping", metadata: ["reason": "\(reason)"])
+                break
+            }
+            // Closing sends CONNECTION_CLOSE to every peer; if that hangs, the watchdog ends the
+            // process anyway, so a listener never outlives its parent for long.
+            Thread {
+                Thread.sleep(forTimeInterval: 5)
+                _exit(0)
+            }.start()
+            // Ends every connection and the incoming sequence, and with them the acceptor.
+            await endpoint.close(code: 0)
+        }
+        withExtendedLifetime(signalSources) {}
+    }
+
+    /// The key files' identities, then generated ones up to `--identities`. Refuses a key given
+    /// twice: two certificates for one name would make SNI ambiguous.
+    private func loadIdentities() throws -> [SecretKey] {
+        var keys = try keyFiles.map { try SecretKey.load(fromFile: $0) }
+        var seen = Set<ID52>()
+        for (key, path) in zip(keys, keyFiles) where !seen.insert(key.id52).inserted {
+            throw ValidationError("key file \(path) holds \(key.id52), which an earlier --key-file already gave")
+        }
+        let total = identities ?? max(1, keyFiles.count)
+        keys.reserveCapacity(total)
+        while keys.count < total { keys.append(SecretKey.generate()) }
+        return keys
+    }
+
+    private func makeLogger() -> Logger {
+        guard verbose else { return Logger(label: "peerpool.listen", factory: { _ in SwiftLogNoOpLogHandler() }) }
+        var logger = Logger(label: "peerpool.listen", factory: { StreamLogHandler.standardError(label: $0) })
+        logger.logLevel = .debug
+        return logger
+    }
+
+    /// SIGTERM and SIGINT ask for a clean exit instead of killing the process outright.
+    private static func watchSignals(_ stop: AsyncStream<String>.Continuation) -> [any DispatchSourceSignal] {
+        [SIGTERM, SIGINT].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { stop.yield("signal \(number)") }
+            source.resume()
+            return source
+        }
+    }
+
+    /// EOF (or an error) on standard input asks for exit. Reads on a thread of its own, since
+    /// read(2) blocks; what it reads is thrown away.
+    private static func watchStandardInput(_ stop: AsyncStream<String>.Continuation) {
+        Thread {
+            var buffer = [UInt8](repeating: 0, count: 512)
+            while true {
+                let count = buffer.withUnsafeMutableBytes { read(STDIN_FILENO, $0.baseAddress, $0.count) }
+                if count > 0 || (count < 0 && errno == EINTR) { continue }
+                break
+            }
+            stop.yield("end of standard input")
+        }.start()
+    }
+}

@@ -1,0 +1,99 @@
+import ArgumentParser
+import Foundation
+import PeerpoolIdentity
+import PeerpoolPool
+import PeerpoolQUIC
+
+/// `peerpool ping`: fastn's `Ping` to one peer through a `PeerPool`, with round trips printed.
+///
+/// Errors are thrown, not printed: ArgumentParser prints a `PoolError` as
+/// "Error: connect_failed: ..." and exits non-zero.
+struct PingCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ping",
+        abstract: "Ping a peer over an authenticated QUIC connection.",
+        discussion: """
+            Prints `pong from <id52>: <ms> ms` per ping. The first one connects too (handshake \
+            included) and says so; the others reuse the connection.
+            """
+    )
+
+    @Argument(help: ArgumentHelp("The peer: its ID52 and where it listens (IPv6 as id52@[::1]:port).", valueName: "id52@host:port"))
+    var peer: String
+
+    @Option(help: ArgumentHelp("Pings to send.", valueName: "n"))
+    var count = 1
+
+    @Option(help: ArgumentHelp("Seconds between pings.", valueName: "seconds"))
+    var interval = 1.0
+
+    @OptionGroup var dial: DialOptions
+
+    func validate() throws {
+        guard count >= 1 else { throw ValidationError("--count must be at least 1") }
+        guard interval >= 0, interval.isFinite else { throw ValidationError("--interval must be a number of seconds, 0 or more") }
+    }
+
+    func run() async throws {
+        let (count, interval) = (count, interval)
+        try await dial.withPool(to: peer) { pool, address in
+            let clock = ContinuousClock()
+            for number in 0..<count {
+                if number > 0 { try await Task.sleep(for: .seconds(interval)) }
+                let start = clock.now
+                let roundTrip = try await pool.ping(address)
+                // The first request connects inside the pool, which times only the ping itself.
+                let elapsed = number == 0 ? clock.now - start : roundTrip
+                let line = "pong from \(address.id52): \(Self.milliseconds(elapsed)) ms" + (number == 0 ? " (connect + ping)" : "")
+                try FileHandle.standardOutput.write(contentsOf: Data((line + "\n").utf8))
+            }
+        }
+    }
+
+    static func milliseconds(_ duration: Duration) -> String {
+        let (seconds, attoseconds) = duration.components
+        return String(format: "%.3f", Double(seconds) * 1e3 + Double(attoseconds) / 1e15)
+    }
+}
+
+/// Options of the commands that dial one peer (`ping`, `stream`), and the pool they dial with.
+struct DialOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Secret key file to connect as (default: a new identity).", valueName: "path"))
+    var keyFile: String?
+
+    @Option(help: ArgumentHelp(
+        "Seconds to wait for the connection (handshake included), and again for each answer.",
+        valueName: "seconds"))
+    var timeout = 10.0
+
+    func validate() throws {
+        guard timeout > 0, timeout.isFinite else { throw ValidationError("--timeout must be a positive number of seconds") }
+    }
+
+    /// Runs `body` with a pool on a fresh dial-only endpoint and the parsed `target`; closes both
+    /// afterwards, whether `body` returned or threw.
+    func withPool<T>(to target: String, _ body: (PeerPool, PeerAddress) async throws -> T) async throws -> T {
+        let address = try PeerAddress(parsing: target)
+        let key = try keyFile.map { try SecretKey.load(fromFile: $0) } ?? SecretKey.generate()
+        let limit = Duration.seconds(timeout)
+        var quic = QUICConfiguration()
+        quic.handshakeTimeout = limit
+        // A wildcard socket of the peer's family: the kernel picks the source address.
+        let host = address.socketAddress?.protocol == .inet6 ? "::" : "0.0.0.0"
+        let endpoint = try await QUICEndpoint.bind(
+            host: host, port: 0, identities: [key], acceptIncoming: false, configuration: quic)
+        var configuration = PoolConfiguration()
+        configuration.connectTimeout = limit
+        configuration.ackTimeout = limit
+        let pool = PeerPool(endpoint: endpoint, configuration: configuration)
+        let result: Result<T, any Error>
+        do {
+            result = .success(try await body(pool, address))
+        } catch {
+            result = .failure(error)
+        }
+        await pool.shutdown(gracePeriod: .zero)
+        await endpoint.close(code: 0)
+        return try result.get()
+    }
+}
