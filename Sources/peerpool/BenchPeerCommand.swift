@@ -45,8 +45,8 @@ struct BenchPeerCommand: AsyncParsableCommand {
         let key = try keyFile.map { try SecretKey.load(fromFile: $0) } ?? SecretKey.generate()
         let endpoint = try await QUICEndpoint.bind(host: host, port: port, identities: [key], acceptIncoming: true)
         let (stops, stop) = AsyncStream<String>.makeStream(bufferingPolicy: .bufferingOldest(1))
-        let signalSources = Self.watchSignals(stop)
-        Self.watchStandardInput(stop)
+        let signalSources = StopRequests.watchSignals(stop)
+        StopRequests.watchStandardInput(stop)
 
         // One write(2): the line reaches a parent reading a pipe at once, never sitting in a buffer.
         let readyHost = endpoint.localAddress.ipAddress ?? host
@@ -78,30 +78,5 @@ struct BenchPeerCommand: AsyncParsableCommand {
         if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         guard !host.isEmpty else { throw ValidationError("--address needs a host: \(text)") }
         return (host, port)
-    }
-
-    /// SIGTERM and SIGINT ask for a clean exit instead of killing the process outright.
-    private static func watchSignals(_ stop: AsyncStream<String>.Continuation) -> [any DispatchSourceSignal] {
-        [SIGTERM, SIGINT].map { number in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { stop.yield("signal \(number)") }
-            source.resume()
-            return source
-        }
-    }
-
-    /// EOF (or an error) on standard input asks for exit: the parent is gone or let go of us.
-    /// Reads on a thread of its own, since read(2) blocks.
-    private static func watchStandardInput(_ stop: AsyncStream<String>.Continuation) {
-        Thread {
-            var buffer = [UInt8](repeating: 0, count: 512)
-            while true {
-                let count = buffer.withUnsafeMutableBytes { read(STDIN_FILENO, $0.baseAddress, $0.count) }
-                if count > 0 || (count < 0 && errno == EINTR) { continue }
-                break
-            }
-            stop.yield("end of standard input")
-        }.start()
     }
 }

@@ -79,8 +79,8 @@ struct ListenCommand: AsyncParsableCommand {
         }
 
         let (stops, stop) = AsyncStream<String>.makeStream(bufferingPolicy: .bufferingOldest(1))
-        let signalSources = Self.watchSignals(stop)
-        if exitOnStdinEof { Self.watchStandardInput(stop) }
+        let signalSources = StopRequests.watchSignals(stop)
+        if exitOnStdinEof { StopRequests.watchStandardInput(stop) }
 
         // One write(2) for the whole announcement, even with 10,000 identities: a parent reading
         // the pipe gets it at once, never stuck in a stdio buffer.
@@ -126,30 +126,5 @@ struct ListenCommand: AsyncParsableCommand {
         var logger = Logger(label: "peerpool.listen", factory: { StreamLogHandler.standardError(label: $0) })
         logger.logLevel = .debug
         return logger
-    }
-
-    /// SIGTERM and SIGINT ask for a clean exit instead of killing the process outright.
-    private static func watchSignals(_ stop: AsyncStream<String>.Continuation) -> [any DispatchSourceSignal] {
-        [SIGTERM, SIGINT].map { number in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { stop.yield("signal \(number)") }
-            source.resume()
-            return source
-        }
-    }
-
-    /// EOF (or an error) on standard input asks for exit. Reads on a thread of its own, since
-    /// read(2) blocks; what it reads is thrown away.
-    private static func watchStandardInput(_ stop: AsyncStream<String>.Continuation) {
-        Thread {
-            var buffer = [UInt8](repeating: 0, count: 512)
-            while true {
-                let count = buffer.withUnsafeMutableBytes { read(STDIN_FILENO, $0.baseAddress, $0.count) }
-                if count > 0 || (count < 0 && errno == EINTR) { continue }
-                break
-            }
-            stop.yield("end of standard input")
-        }.start()
     }
 }
