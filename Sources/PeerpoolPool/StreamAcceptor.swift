@@ -24,6 +24,11 @@ public struct AcceptorConfiguration: Sendable {
     public var maxHeaderBytes = 64 * 1024
     /// A stream whose header does not arrive within this is reset. Default: 10 s.
     public var headerTimeout: Duration = .seconds(10)
+    /// On graceful shutdown, handlers still running get this long before the endpoint closes.
+    /// Default: 5 s.
+    public var gracePeriod: Duration = .seconds(5)
+    /// Application code the endpoint's connections are closed with at shutdown. Default: 0.
+    public var closeCode: UInt64 = 0
 
     public init(protocols: Set<StreamProtocol>) {
         self.protocols = protocols
@@ -53,15 +58,29 @@ public final class StreamAcceptor: Service, Sendable {
         self.handler = handler
     }
 
-    /// Serves incoming connections until cancelled or graceful shutdown.
+    /// Serves incoming connections until cancelled or graceful shutdown. On graceful shutdown it
+    /// takes no new connection, lets running handlers finish within the grace period, then
+    /// closes the endpoint (every connection) with the close code.
     public func run() async throws {
-        await withDiscardingTaskGroup { group in
-            for await connection in endpoint.incomingConnections.cancelOnGracefulShutdown() {
-                group.addTask { await self.serve(connection) }
+        let endpoint = self.endpoint
+        let configuration = self.configuration
+        let handlers = self.handlers
+        await withGracefulShutdownHandler {
+            await withDiscardingTaskGroup { group in
+                for await connection in endpoint.incomingConnections {
+                    group.addTask { await self.serve(connection) }
+                }
             }
-            group.cancelAll()
+        } onGracefulShutdown: {
+            Task {
+                await handlers.waitUntilIdle(atMost: configuration.gracePeriod)
+                await endpoint.close(code: configuration.closeCode)
+            }
         }
     }
+
+    /// Handlers running now; shutdown waits for them (within the grace period).
+    private let handlers = InFlight()
 
     /// Serves the streams of one connection until it ends. `run()` calls it for every incoming
     /// connection; applications that accept connections themselves can call it directly.
@@ -105,7 +124,9 @@ public final class StreamAcceptor: Service, Sendable {
                 try await stream.write(ProtocolWords.ack)
                 let peerStream = PeerStream(
                     header: header, local: connection.localID52, remote: connection.remoteID52, stream: stream, leftover: leftover)
+                await handlers.enter()
                 await handler(IncomingStream(stream: peerStream))
+                await handlers.leave()
             }
         } catch {
             logger.debug("stream failed", metadata: ["error": "\(error)"])
@@ -150,5 +171,34 @@ public final class StreamAcceptor: Service, Sendable {
             }
         }
         return .accepted(ProtocolHeader(parsed, extra: extra), reader.buffered)
+    }
+}
+
+/// Counts running handlers and lets shutdown wait until none is left.
+actor InFlight {
+    private var count = 0
+    private var idleWaiters: [CheckedContinuation<Void, Never>] = []
+
+    func enter() { count += 1 }
+
+    func leave() {
+        count -= 1
+        if count == 0 { releaseWaiters() }
+    }
+
+    /// Returns when no handler runs, or after `limit`.
+    func waitUntilIdle(atMost limit: Duration) async {
+        guard count > 0 else { return }
+        let timer = Task {
+            try? await Task.sleep(for: limit)
+            self.releaseWaiters()
+        }
+        await withCheckedContinuation { idleWaiters.append($0) }
+        timer.cancel()
+    }
+
+    private func releaseWaiters() {
+        for waiter in idleWaiters { waiter.resume() }
+        idleWaiters = []
     }
 }

@@ -87,6 +87,34 @@ struct AcceptorTests {
         #expect(await peer.endpoint.connectionCount == 0)
     }
 
+    @Test func acceptorGracefulShutdown_letsRunningHandlersFinish_thenClosesTheEndpoint() async throws {
+        let key = SecretKey.generate()
+        let endpoint = try await QUICEndpoint.bind(host: "127.0.0.1", port: 0, identities: [key], configuration: quicConfiguration())
+        var configuration = AcceptorConfiguration(protocols: [.generic("echo")])
+        configuration.gracePeriod = .seconds(10)
+        configuration.closeCode = 9
+        let acceptor = StreamAcceptor(endpoint: endpoint, configuration: configuration, handler: echo)
+        let group = ServiceGroup(configuration: .init(services: [acceptor], logger: Logger(label: "test")))
+        let running = Task { try await group.run() }
+        let pool = try await makePool()
+        defer { Task { await pool.shutdown(); await endpoint.close() } }
+        let peer = PeerAddress(key.id52, at: endpoint.localAddress)
+
+        // A handler is running (echo stream open) when shutdown starts...
+        let stream = try await pool.getStream(ProtocolHeader(.generic("echo")), to: peer)
+        try await stream.write(Array("in flight".utf8))
+        #expect(try await stream.read().map { String(buffer: $0) } == "in flight")
+        await group.triggerGracefulShutdown()
+        // ...and may finish its work.
+        try await stream.write(Array(" and done".utf8))
+        try await stream.finish()
+        #expect(String(buffer: try await stream.readToEnd(limit: 100)) == " and done")
+        // Then the endpoint closes with the close code, and run() returns.
+        #expect(await completes(running, within: .seconds(5)))
+        try await running.value
+        #expect(await endpoint.connectionCount == 0)
+    }
+
     @Test func metrics_countConnectsStreamsAndFailures() async throws {
         let metrics = TestMetrics()
         let peer = try await TestPeer()
