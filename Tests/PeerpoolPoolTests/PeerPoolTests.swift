@@ -58,7 +58,7 @@ struct PeerPoolTests {
             return all
         }
         #expect(errors.allSatisfy { ($0 as? PoolError)?.code == .connectFailed })
-        #expect(clock.now - start < .seconds(3))
+        #expect(clock.now - start < .milliseconds(800) + .seconds(5), "waiters must fail near the connect timeout, not hang")
 
         // The peer comes back on that port: the next request connects afresh.
         let endpoint = try await QUICEndpoint.bind(host: "127.0.0.1", port: port, identities: [key], configuration: quicConfiguration())
@@ -80,7 +80,7 @@ struct PeerPoolTests {
             _ = try await pool.getStream(ProtocolHeader(.generic("echo")), to: peer)
         }
         #expect(error?.code == .connectFailed)
-        #expect(clock.now - start < .seconds(2))
+        #expect(clock.now - start < .milliseconds(500) + .seconds(5), "the waiter must fail near the connect timeout, not hang")
     }
 
     @Test func peerThatClosesMidHeader_failsTheWaiterPromptly() async throws {
@@ -196,6 +196,8 @@ struct PeerPoolTests {
         })
         defer { Task { await pool.shutdown(); await endpoint.close() } }
         let address = PeerAddress(key.id52, at: endpoint.localAddress)
+        let clock = ContinuousClock()
+        let start = clock.now
         async let accepted = firstConnection(of: endpoint)
         let first = Task { try await echoRoundTrip(pool, address, "x") }
         let serverSide = try #require(await accepted)
@@ -204,12 +206,10 @@ struct PeerPoolTests {
         #expect(try await first.value == "x")
         #expect(await pool.connectionCount == 1)
 
-        let clock = ContinuousClock()
-        let start = clock.now
         let reason = await serverSide.closed()
         #expect(reason == .peerClosed(applicationCode: 0, reason: "idle"))
-        // Four periods: three pings answered, then the close.
-        #expect(clock.now - start >= .milliseconds(450))
+        // Four periods after the last use (which came after `start`): three pings, then the close.
+        #expect(clock.now - start >= .milliseconds(600))
         #expect(await pool.connectionCount == 0)
     }
 
@@ -241,7 +241,7 @@ struct PeerPoolTests {
         let pool = try await makePool()
         defer { Task { await pool.shutdown(); await peer.stop() } }
         let rtt = try await pool.ping(peer.address)
-        #expect(rtt < .seconds(2))
+        #expect(rtt > .zero && rtt < .seconds(5))
     }
 
     @Test func connectionCap_refusesAtOnceWhenNoneIsIdle_andEvictsAnIdleOne() async throws {
@@ -263,7 +263,7 @@ struct PeerPoolTests {
             _ = try await pool.getStream(ProtocolHeader(.generic("echo")), to: peer.address)
         }
         #expect(error?.code == .tooManyConnections)
-        #expect(clock.now - start < .milliseconds(500))
+        #expect(clock.now - start < .seconds(3), "refused at once, not after the 30 s connect timeout")
 
         // Once the busy pair is done (withdrawn), its slot goes to the next peer.
         busy.cancel()
