@@ -10,7 +10,7 @@ struct PoolPeerKillTests {
         let listener = try await ListenProcess()
         let idle = Duration.seconds(2)
         let pool = try await makePool(
-            poolConfiguration { $0.ackTimeout = .seconds(3); $0.connectTimeout = .seconds(3) },
+            poolConfiguration { $0.ackTimeout = .seconds(5); $0.connectTimeout = .seconds(5) },
             quic: quicConfiguration { $0.idleTimeout = idle })
         defer { Task { await pool.shutdown() } }
         let peer = listener.peer()

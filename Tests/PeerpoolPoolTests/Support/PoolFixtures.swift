@@ -7,16 +7,18 @@ import PeerpoolQUIC
 
 func quicConfiguration(_ change: (inout QUICConfiguration) -> Void = { _ in }) -> QUICConfiguration {
     var configuration = QUICConfiguration()
-    configuration.handshakeTimeout = .seconds(5)
-    configuration.idleTimeout = .seconds(5)
+    // Generous: a loaded 2-core CI machine runs the heavy suites alongside. Tests about
+    // timeouts set their own small values.
+    configuration.handshakeTimeout = .seconds(15)
+    configuration.idleTimeout = .seconds(15)
     change(&configuration)
     return configuration
 }
 
 func poolConfiguration(_ change: (inout PoolConfiguration) -> Void = { _ in }) -> PoolConfiguration {
     var configuration = PoolConfiguration()
-    configuration.connectTimeout = .seconds(2)
-    configuration.ackTimeout = .seconds(2)
+    configuration.connectTimeout = .seconds(15)
+    configuration.ackTimeout = .seconds(15)
     change(&configuration)
     return configuration
 }
