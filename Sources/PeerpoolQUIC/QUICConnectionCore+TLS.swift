@@ -21,8 +21,8 @@ extension QUICConnectionCore {
             : ngtcp2_crypto_gnutls_configure_client_session(newSession)
         guard rv == 0 else { throw QUICError(.internal, "ngtcp2_crypto_gnutls_configure_session failed") }
 
-        rv = gnutls_priority_set_direct(newSession, TLSContext.priority, nil)
-        guard rv == 0 else { throw QUICError(.internal, "gnutls_priority_set_direct: \(gnutlsMessage(rv))") }
+        rv = gnutls_priority_set(newSession, tls.priorities)
+        guard rv == 0 else { throw QUICError(.internal, "gnutls_priority_set: \(gnutlsMessage(rv))") }
 
         rv = gnutls_credentials_set(newSession, GNUTLS_CRD_CERTIFICATE, UnsafeMutableRawPointer(tls.credentials))
         guard rv == 0 else { throw QUICError(.internal, "gnutls_credentials_set: \(gnutlsMessage(rv))") }

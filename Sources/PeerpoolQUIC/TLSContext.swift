@@ -19,6 +19,10 @@ final class TLSContext: @unchecked Sendable {
     private let identitiesByName: [String: TLSIdentity]
     /// ALPN as GnuTLS wants it; the bytes live as long as the context.
     let alpn: UnsafeMutableBufferPointer<UInt8>
+    /// The priority string parsed once (`gnutls_priority_init`, freed by
+    /// `gnutls_priority_deinit` in `deinit`) and shared by every session: parsing it per session
+    /// costs about 8 KiB of memory per connection.
+    let priorities: gnutls_priority_t
 
     static let priority = "NORMAL:-VERS-ALL:+VERS-TLS1.3:%DISABLE_TLS13_COMPAT_MODE"
 
@@ -38,12 +42,21 @@ final class TLSContext: @unchecked Sendable {
         self.credentials = credentials
         gnutls_certificate_set_retrieve_function2(credentials, retrieveCertificate)
 
+        var priorities: gnutls_priority_t?
+        let prv = gnutls_priority_init(&priorities, Self.priority, nil)
+        guard prv == 0, let priorities else {
+            gnutls_certificate_free_credentials(credentials)
+            throw QUICError(.internal, "gnutls_priority_init: \(gnutlsMessage(prv))")
+        }
+        self.priorities = priorities
+
         let bytes = Array(alpn.utf8)
         self.alpn = .allocate(capacity: max(1, bytes.count))
         _ = self.alpn.initialize(from: bytes)
     }
 
     deinit {
+        gnutls_priority_deinit(priorities)
         gnutls_certificate_free_credentials(credentials)
         alpn.deallocate()
     }

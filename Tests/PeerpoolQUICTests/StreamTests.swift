@@ -92,7 +92,7 @@ struct StreamTests {
         _ = second
     }
 
-    @Test func readerThatStopsReading_keepsWriterSuspended_andMemoryFlat() async throws {
+    @Test func readerThatStopsReading_keepsWriterSuspended_andBuffersBounded() async throws {
         let window = 1024 * 1024
         let pair = try await ConnectedPair.make(
             server: testConfiguration {
@@ -109,7 +109,6 @@ struct StreamTests {
         let stream = try await connection.openStream()
         let written = Counter()
         let total = 64 * 1024 * 1024
-        let before = residentBytes()
         let writer = Task {
             let block = ByteBuffer(repeating: 0x5a, count: 64 * 1024)
             var sent = 0
@@ -125,7 +124,8 @@ struct StreamTests {
         #expect(await completes(writer, within: .seconds(2)) == false)
         let stalledAt = await written.value
         #expect(stalledAt <= 3 * window + 64 * 1024, "writer got \(stalledAt) bytes out to a peer that reads nothing")
-        #expect(residentBytes() - before < 24 * 1024 * 1024)
+        // That bound is the memory bound: the writer's stream holds at most its send limit, the
+        // reader's at most its window. (Process RSS is not asserted: other suites run alongside.)
 
         // Once the peer reads, everything flows and the writer completes.
         var read = 0

@@ -39,14 +39,6 @@ func withDeadline<T: Sendable>(_ timeout: Duration, _ operation: @escaping @Send
     }
 }
 
-/// Resident set size of this process, from /proc/self/statm.
-func residentBytes() -> Int {
-    guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
-    let fields = text.split(separator: " ")
-    guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
-    return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
-}
-
 /// A counter shared between a task and the test.
 actor Counter {
     private(set) var value = 0
