@@ -110,7 +110,7 @@ struct AcceptorTests {
         try await stream.finish()
         #expect(String(buffer: try await stream.readToEnd(limit: 100)) == " and done")
         // Then the endpoint closes with the close code, and run() returns.
-        #expect(await completes(running, within: .seconds(5)))
+        #expect(await completes(running, within: .seconds(15)))
         try await running.value
         #expect(await endpoint.connectionCount == 0)
     }

@@ -24,8 +24,8 @@ struct ConnectionLifecycleTests {
 
     @Test func keepAlive_keepsAQuietConnectionOpen() async throws {
         let configuration = testConfiguration {
-            $0.idleTimeout = .milliseconds(1500)
-            $0.keepAliveInterval = .milliseconds(200)
+            $0.idleTimeout = .seconds(3)
+            $0.keepAliveInterval = .milliseconds(300)
         }
         let (server, keys) = try await makeServer(configuration: configuration)
         let (client, _) = try await makeClient(configuration: configuration)
@@ -34,7 +34,7 @@ struct ConnectionLifecycleTests {
         let connection = try await client.connect(to: keys[0].id52, at: server.localAddress)
         // Three idle timeouts pass in silence; the connection must still carry a stream.
         let ended = Task { await connection.closed() }
-        #expect(await completes(Task { _ = await ended.value }, within: .milliseconds(4500)) == false)
+        #expect(await completes(Task { _ = await ended.value }, within: .seconds(7)) == false)
         let stream = try await connection.openStream()
         try await stream.write(Array("still here".utf8))
         try await stream.finish()

@@ -36,7 +36,7 @@ struct PeerKillTests {
 
         // Neither side may hang: both must fail, and within the idle timeout (plus slack).
         #expect(await completes(reader, within: idle + .seconds(5)))
-        #expect(await completes(writer, within: .seconds(1)))
+        #expect(await completes(writer, within: .seconds(5)))
         let readError = await #expect(throws: QUICError.self) { try await reader.value }
         let writeError = await #expect(throws: QUICError.self) { try await writer.value }
         #expect(readError?.code == .connectionClosed)
