@@ -9,7 +9,9 @@ import PeerpoolIdentity
 extension QUICConnectionCore {
     func setUpTLS(server: Bool, serverName: String?) throws {
         var newSession: gnutls_session_t?
-        let flags = server ? GNUTLS_SERVER.rawValue : GNUTLS_CLIENT.rawValue
+        // No session tickets: peerpool never resumes sessions, so issuing and storing tickets
+        // would only cost CPU and memory per connection.
+        let flags = (server ? GNUTLS_SERVER.rawValue : GNUTLS_CLIENT.rawValue) | GNUTLS_NO_TICKETS.rawValue
         var rv = gnutls_init(&newSession, flags)
         guard rv == 0, let newSession else {
             throw QUICError(.internal, "gnutls_init: \(gnutlsMessage(rv))")
