@@ -29,6 +29,9 @@ public struct AcceptorConfiguration: Sendable {
     public var gracePeriod: Duration = .seconds(5)
     /// Application code the endpoint's connections are closed with at shutdown. Default: 0.
     public var closeCode: UInt64 = 0
+    /// Run handlers on the endpoint's event loop (saves a thread switch per stream call). Only
+    /// for handlers that never block: a slow one stalls every connection. Default: false.
+    public var runHandlersOnEventLoop = false
 
     public init(protocols: Set<StreamProtocol>) {
         self.protocols = protocols
@@ -68,7 +71,7 @@ public final class StreamAcceptor: Service, Sendable {
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
                 for await connection in endpoint.incomingConnections {
-                    group.addTask { await self.serve(connection) }
+                    group.addTask(executorPreference: endpoint.taskExecutor) { await self.serve(connection) }
                 }
             }
         } onGracefulShutdown: {
@@ -87,7 +90,7 @@ public final class StreamAcceptor: Service, Sendable {
     public func serve(_ connection: QUICConnection) async {
         await withDiscardingTaskGroup { group in
             while let stream = try? await connection.acceptStream() {
-                group.addTask { await self.handle(stream, on: connection) }
+                group.addTask(executorPreference: endpoint.taskExecutor) { await self.handle(stream, on: connection) }
             }
         }
     }
@@ -125,7 +128,15 @@ public final class StreamAcceptor: Service, Sendable {
                 let peerStream = PeerStream(
                     header: header, local: connection.localID52, remote: connection.remoteID52, stream: stream, leftover: leftover)
                 await handlers.enter()
-                await handler(IncomingStream(stream: peerStream))
+                if configuration.runHandlersOnEventLoop {
+                    await handler(IncomingStream(stream: peerStream))
+                } else {
+                    // The protocol work above ran on the loop; the application's handler runs on
+                    // the global executor, where blocking cannot stall the endpoint.
+                    await withTaskExecutorPreference(globalConcurrentExecutor) {
+                        await handler(IncomingStream(stream: peerStream))
+                    }
+                }
                 await handlers.leave()
             }
         } catch {

@@ -18,12 +18,16 @@ public final class QUICEndpoint: Sendable {
     /// Established incoming connections, in arrival order. Bounded by
     /// `QUICConfiguration.acceptBacklog`: past it, new connections are refused.
     public let incomingConnections: AsyncStream<QUICConnection>
+    /// Runs tasks on the socket's event loop: prefer it for non-blocking work that talks to this
+    /// endpoint's connections, to save a thread switch per call.
+    public let taskExecutor: EventLoopTaskExecutor
 
     private init(core: QUICEndpointCore, localAddress: SocketAddress, identities: [ID52], incoming: AsyncStream<QUICConnection>) {
         self.core = core
         self.localAddress = localAddress
         self.identities = identities
         self.incomingConnections = incoming
+        self.taskExecutor = EventLoopTaskExecutor(core.eventLoop)
     }
 
     /// Binds a UDP socket (IPv4 or IPv6, port 0 for any) and starts serving it.

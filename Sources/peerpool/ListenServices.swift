@@ -21,6 +21,8 @@ enum ListenServices {
     static var acceptorConfiguration: AcceptorConfiguration {
         var configuration = AcceptorConfiguration(protocols: [echo, source, sink])
         configuration.protocolsWithExtraLine = [source]
+        // echo, source and sink never block: run them on the socket's loop.
+        configuration.runHandlersOnEventLoop = true
         return configuration
     }
 
