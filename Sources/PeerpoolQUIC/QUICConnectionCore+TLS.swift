@@ -124,6 +124,8 @@ extension QUICConnectionCore {
         if let words = gnutls_alert_get_name(description) { text += " (\(String(cString: words)))" }
         if alert == 120 {
             text += ": no common ALPN protocol; we speak only \(String(decoding: tls.alpn, as: UTF8.self))"
+        } else if alert == 40, let expectedPeer {
+            text += ": the peer may not serve \(expectedPeer) (a multi-identity endpoint refuses an SNI it does not hold)"
         }
         return text
     }
