@@ -64,6 +64,18 @@ struct HandshakeTests {
         #expect(await client.connectionCount == 0)
     }
 
+    @Test func connect_toAnIdentityAMultiIdentityEndpointDoesNotHold_failsNamingTheCause() async throws {
+        let (server, _) = try await makeServer(identities: 2)
+        let (client, _) = try await makeClient()
+        defer { Task { await client.close(); await server.close() } }
+        let absent = SecretKey.generate().id52
+        let error = await #expect(throws: QUICError.self) {
+            _ = try await client.connect(to: absent, at: server.localAddress)
+        }
+        #expect(error?.code == .handshakeFailed)
+        #expect(error?.message.contains("may not serve \(absent)") == true, "\(String(describing: error))")
+    }
+
     @Test func connect_withForeignALPN_isRefusedBothWays() async throws {
         let (server, keys) = try await makeServer()
         let (client, _) = try await makeClient(configuration: testConfiguration { $0.alpn = "h3" })
