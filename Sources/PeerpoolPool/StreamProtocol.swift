@@ -23,6 +23,9 @@ public enum StreamProtocol: Hashable, Sendable, CustomStringConvertible {
         (.accountToAccount, "AccountToAccount"), (.accountToDevice, "AccountToDevice"), (.rigControl, "RigControl"),
     ]
 
+    private static let unitsByJSON: [String: StreamProtocol] = Dictionary(
+        uniqueKeysWithValues: unitNames.map { ("\"\($0.1)\"", $0.0) })
+
     /// The protocol as one line of JSON, without the newline.
     public var json: String {
         switch self {
@@ -33,6 +36,12 @@ public enum StreamProtocol: Hashable, Sendable, CustomStringConvertible {
 
     /// Parses the JSON of a header line. Throws `StreamProtocolError` naming what was wrong.
     public init(json text: some StringProtocol) throws {
+        // Fast path for the common case, a bare unit name such as "Ping" (no escapes, no
+        // spaces): no JSON decoder per stream header.
+        if let unit = Self.unitsByJSON[String(text)] {
+            self = unit
+            return
+        }
         let value = try JSONValue(parsing: String(text))
         switch value {
         case .string(let name):
