@@ -82,11 +82,14 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
+        // Helpers both PeerpoolQUICTests and PeerpoolPoolTests use: child processes (the peerpool
+        // executable, the Python interop peers), line reading, PEM files, bounded waits.
+        .target(name: "PeerpoolTestSupport", dependencies: ["PeerpoolIdentity"], path: "Tests/PeerpoolTestSupport"),
         .testTarget(name: "PeerpoolIdentityTests", dependencies: ["PeerpoolIdentity"]),
         .testTarget(
             name: "PeerpoolPoolTests",
             dependencies: [
-                "PeerpoolPool", "PeerpoolQUIC", "PeerpoolIdentity",
+                "PeerpoolPool", "PeerpoolQUIC", "PeerpoolIdentity", "PeerpoolTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -99,7 +102,7 @@ let package = Package(
         .testTarget(
             name: "PeerpoolQUICTests",
             dependencies: [
-                "PeerpoolQUIC", "PeerpoolIdentity", "CZMQ",
+                "PeerpoolQUIC", "PeerpoolIdentity", "PeerpoolTestSupport", "CZMQ",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

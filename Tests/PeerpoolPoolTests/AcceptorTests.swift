@@ -5,6 +5,7 @@ import NIOCore
 import PeerpoolIdentity
 import PeerpoolPool
 import PeerpoolQUIC
+import PeerpoolTestSupport
 import ServiceLifecycle
 import Testing
 

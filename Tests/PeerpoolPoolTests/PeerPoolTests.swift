@@ -2,6 +2,7 @@ import NIOCore
 import PeerpoolIdentity
 import PeerpoolPool
 import PeerpoolQUIC
+import PeerpoolTestSupport
 import Testing
 
 @Suite(.timeLimit(.minutes(1)))

@@ -1,6 +1,7 @@
 import NIOCore
 import PeerpoolIdentity
 import PeerpoolQUIC
+import PeerpoolTestSupport
 import Testing
 
 @Suite(.timeLimit(.minutes(1)))

@@ -1,5 +1,6 @@
 import NIOCore
 import PeerpoolQUIC
+import PeerpoolTestSupport
 import Testing
 
 @Suite(.timeLimit(.minutes(1)))

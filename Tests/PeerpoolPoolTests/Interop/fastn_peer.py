@@ -4,7 +4,8 @@
 aioquic is an independent QUIC and TLS 1.3 stack; the protocol on top is written here from
 fastn-net's description, not from our Swift code, so a test against it shows that both agree on
 the bytes. Both sides present a self-signed ed25519 certificate (no CA), as in
-Tests/PeerpoolQUICTests/Interop/aioquic_peer.py, whose QUIC setup this copies.
+Tests/PeerpoolQUICTests/Interop/aioquic_peer.py; both take their QUIC setup from
+Tests/Interop/quic_common.py.
 
 The protocol: the opener opens a bidirectional stream and writes the protocol as one compact JSON
 value and `\\n` ("Ping", or {"Generic": <any JSON>} for user protocols). The acceptor reads that
@@ -64,15 +65,10 @@ Every stdout line is flushed at once: the test reads them through a pipe while w
 import argparse
 import asyncio
 import json
-import socket
-import ssl
+import os
 import sys
 
-from aioquic import tls
-from aioquic.asyncio import QuicConnectionProtocol, serve
-from aioquic.buffer import Buffer
-from aioquic.quic.configuration import QuicConfiguration
-from aioquic.quic.connection import QuicConnection
+from aioquic.asyncio import QuicConnectionProtocol
 from aioquic.quic.events import (
     ConnectionTerminated,
     HandshakeCompleted,
@@ -80,12 +76,19 @@ from aioquic.quic.events import (
     StreamDataReceived,
     StreamReset,
 )
-from aioquic.quic.packet import QuicErrorCode
-from cryptography.hazmat.primitives.asymmetric import ed25519
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-# TLS alert certificate_required (RFC 8446), sent as QUIC CRYPTO_ERROR 0x100 + alert.
-CERTIFICATE_REQUIRED = QuicErrorCode.CRYPTO_ERROR + 116
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "Interop"))
+from quic_common import (  # noqa: E402
+    add_common_arguments,
+    close,
+    connect,
+    describe_close,
+    report_client,
+    run,
+    say,
+    serve_until_stopped,
+)
+
 # fastn-net's limit on the header line, without its newline.
 HEADER_LIMIT = 64 * 1024
 # The most the client keeps of one stream; answers here are a few bytes.
@@ -99,15 +102,6 @@ GARBAGE = {
     "utf8": b'"\xff"\n',
     "long": b'"' + b"a" * HEADER_LIMIT,  # 65537 bytes, no newline
 }
-
-
-def say(line: str) -> None:
-    print(line, flush=True)
-
-
-def fail(message: str) -> None:
-    print(f"fastn_peer: {message}", file=sys.stderr, flush=True)
-    sys.exit(1)
 
 
 def quoted(data: bytes) -> str:
@@ -132,55 +126,7 @@ def parse_header(line: bytes):
     return json.loads(text, parse_constant=_reject_constant)
 
 
-def raw_ed25519_key_hex(certificate) -> str:
-    """The certificate's ed25519 key as 64 hex characters, or raises ValueError."""
-    if certificate is None:
-        raise ValueError("the peer presented no certificate")
-    key = certificate.public_key()
-    if not isinstance(key, ed25519.Ed25519PublicKey):
-        raise ValueError(f"the peer's certificate holds a {type(key).__name__}, not an ed25519 key")
-    return key.public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
-
-
-def describe_close(event: ConnectionTerminated) -> str:
-    """Words for a CONNECTION_CLOSE, naming the TLS alert behind a CRYPTO_ERROR."""
-    code = event.error_code
-    text = f"error {code:#x}"
-    if QuicErrorCode.CRYPTO_ERROR <= code < QuicErrorCode.CRYPTO_ERROR + 0x100:
-        text += f" (TLS alert {code - QuicErrorCode.CRYPTO_ERROR})"
-    if event.reason_phrase:
-        text += f": {event.reason_phrase}"
-    return text
-
-
-def peer_certificate(quic: QuicConnection):
-    # aioquic 1.x has no public accessor for the peer's certificate; its TLS context keeps the
-    # parsed leaf here (tls.py, Context._set_peer_certificate).
-    return getattr(quic.tls, "_peer_certificate", None)
-
-
 # --- server -------------------------------------------------------------------------------------
-
-_original_initialize = QuicConnection._initialize
-
-
-def _initialize_requesting_client_certificate(self: QuicConnection, peer_cid: bytes) -> None:
-    """aioquic's servers send a CertificateRequest only when the TLS context's private
-    `_request_client_certificate` is set; no configuration field reaches it. The ClientHello's
-    SNI is recorded too, since aioquic parses it but keeps it nowhere."""
-    _original_initialize(self, peer_cid)
-    if self._is_client:
-        return
-    context = self.tls
-    context._request_client_certificate = True
-    handle_hello = context._server_handle_hello
-
-    def recording_handle_hello(input_buf: Buffer, initial_buf: Buffer, handshake_buf: Buffer) -> None:
-        hello = tls.pull_client_hello(Buffer(data=input_buf.data_slice(0, input_buf.capacity)))
-        context.peerpool_client_server_name = hello.server_name
-        handle_hello(input_buf, initial_buf, handshake_buf)
-
-    context._server_handle_hello = recording_handle_hello
 
 
 class AcceptedStream:
@@ -204,15 +150,7 @@ class FastnServerProtocol(QuicConnectionProtocol):
 
     def quic_event_received(self, event) -> None:
         if isinstance(event, HandshakeCompleted):
-            try:
-                key = raw_ed25519_key_hex(peer_certificate(self._quic))
-            except ValueError as error:
-                print(f"fastn_peer: refusing client: {error}", file=sys.stderr, flush=True)
-                self._quic.close(error_code=CERTIFICATE_REQUIRED, reason_phrase=str(error))
-                return
-            name = getattr(self._quic.tls, "peerpool_client_server_name", None)
-            say(f"SNI {name or '-'}")
-            say(f"PEER {key}")
+            report_client(self._quic, "fastn_peer")
         elif isinstance(event, StreamDataReceived):
             # Client-initiated bidirectional streams have IDs 0 mod 4; nothing else is served.
             if event.stream_id % 4 == 0:
@@ -291,34 +229,9 @@ class FastnServerProtocol(QuicConnectionProtocol):
             pass  # aioquic already discarded the stream: the client finished and so did we
 
 
-async def watch_stdin() -> None:
-    """Returns when stdin reaches EOF: the test that started us holds the other end."""
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    while await reader.read(4096):
-        pass
-
-
 async def run_server(args) -> None:
-    QuicConnection._initialize = _initialize_requesting_client_certificate
     FastnServerProtocol.reset_code = args.reset_code
-    configuration = QuicConfiguration(
-        is_client=False,
-        alpn_protocols=[args.alpn],
-        # Intent only: aioquic servers ignore verify_mode (see _initialize_requesting_client_certificate).
-        verify_mode=ssl.CERT_REQUIRED,
-    )
-    configuration.load_cert_chain(args.cert, args.key)
-    server = await serve(args.host, args.port, configuration=configuration, create_protocol=FastnServerProtocol)
-    port = server._transport.get_extra_info("sockname")[1]
-    say(f"READY {port}")
-    try:
-        await asyncio.wait_for(watch_stdin(), timeout=args.lifetime)
-    except asyncio.TimeoutError:
-        pass
-    finally:
-        server.close()
+    await serve_until_stopped(args, FastnServerProtocol)
 
 
 # --- client -------------------------------------------------------------------------------------
@@ -449,35 +362,8 @@ async def garbage(protocol: FastnClientProtocol, kind: str) -> list[str]:
 
 
 async def run_client(args) -> None:
-    configuration = QuicConfiguration(
-        is_client=True,
-        alpn_protocols=[args.alpn],
-        server_name=args.sni,
-        # No CA vouches for a peerpool server; its key is printed for the test to compare.
-        verify_mode=ssl.CERT_NONE,
-    )
-    configuration.load_cert_chain(args.cert, args.key)
-    loop = asyncio.get_running_loop()
-    family, _, _, _, address = (await loop.getaddrinfo(args.host, args.port, type=socket.SOCK_DGRAM))[0]
-    # aioquic.asyncio.connect binds a dual-stack IPv6 socket, which fails where IPv6 is off;
-    # bind the address family of the target instead.
-    wildcard = "0.0.0.0" if family == socket.AF_INET else "::"
-    transport, protocol = await loop.create_datagram_endpoint(
-        lambda: FastnClientProtocol(QuicConnection(configuration=configuration)),
-        family=family,
-        local_addr=(wildcard, 0),
-    )
+    transport, protocol = await connect(args, FastnClientProtocol)
     try:
-        protocol.connect(address)
-        try:
-            await protocol.wait_connected()
-        except ConnectionError:
-            why = describe_close(protocol.termination) if protocol.termination else "no reason given"
-            raise ConnectionError(f"handshake with {args.host}:{args.port} (SNI {args.sni}) failed: {why}") from None
-        if protocol.negotiated_alpn != args.alpn:
-            raise ConnectionError(f"server chose ALPN {protocol.negotiated_alpn!r}, not {args.alpn!r}")
-        say(f"SERVERKEY {raw_ed25519_key_hex(peer_certificate(protocol._quic))}")
-
         if args.mode == "ping":
             for _ in range(args.count):
                 say(await ping(protocol))
@@ -489,9 +375,7 @@ async def run_client(args) -> None:
         if protocol.termination is not None:
             raise ConnectionError(f"the server closed the connection: {describe_close(protocol.termination)}")
     finally:
-        # close() sends CONNECTION_CLOSE at once; waiting out the draining period adds nothing.
-        protocol.close()
-        transport.close()
+        close(transport, protocol)
 
 
 # --- main ---------------------------------------------------------------------------------------
@@ -502,37 +386,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     roles = parser.add_subparsers(dest="role", required=True)
     server = roles.add_parser("server")
-    server.add_argument("--host", default="127.0.0.1")
-    server.add_argument("--port", type=int, default=0)
-    server.add_argument("--lifetime", type=float, default=120.0, help="exit after this many seconds")
-    server.add_argument("--reset-code", type=int, default=1, help="application error code for bad headers")
     client = roles.add_parser("client")
-    client.add_argument("--host", default="127.0.0.1")
-    client.add_argument("--port", type=int, required=True)
-    client.add_argument("--sni", required=True, help="the server's ID52")
+    add_common_arguments(server, client)
+    server.add_argument("--reset-code", type=int, default=1, help="application error code for bad headers")
     client.add_argument("--mode", choices=["ping", "echo", "garbage"], required=True)
     client.add_argument("--count", type=int, default=1, help="ping mode: pings on the connection")
     client.add_argument("--protocol", default='{"Generic":"echo"}', help="echo mode's header JSON")
     client.add_argument("--garbage", choices=sorted(GARBAGE), default="json", help="garbage mode's bad header")
     client.add_argument("--timeout", type=float, default=10.0, help="give up after this many seconds")
-    for role in (server, client):
-        role.add_argument("--cert", required=True, help="PEM certificate")
-        role.add_argument("--key", required=True, help="PEM PKCS#8 private key")
-        role.add_argument("--alpn", default="/fastn/entity/0.1")
     args = parser.parse_args()
 
-    if args.role == "server":
-        try:
-            asyncio.run(run_server(args))
-        except KeyboardInterrupt:
-            pass
-        return
-    try:
-        asyncio.run(asyncio.wait_for(run_client(args), timeout=args.timeout))
-    except asyncio.TimeoutError:
-        fail(f"mode {args.mode} did not finish within {args.timeout} s")
-    except (ConnectionError, ValueError, OSError) as error:
-        fail(str(error))
+    run(
+        "fastn_peer", args, args.role == "server", run_server, run_client,
+        timeout_message=lambda args: f"mode {args.mode} did not finish within {args.timeout} s",
+    )
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 import Foundation
 import PeerpoolIdentity
+import PeerpoolTestSupport
 
 /// A `peerpool` child process for the CLI tests. Every wait is bounded: a child that overstays
 /// its deadline is killed (SIGKILL), and one still running when this object goes is killed too.
@@ -21,18 +22,10 @@ final class CLIProcess: @unchecked Sendable {
         }
     }
 
-    /// The `peerpool` executable built next to the test bundle.
-    static var executable: URL {
-        let bundleDirectory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        let candidates = [bundleDirectory.appendingPathComponent("peerpool"),
-                          bundleDirectory.deletingLastPathComponent().appendingPathComponent("peerpool")]
-        return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) } ?? candidates[0]
-    }
-
     let process = Process()
 
     private init(_ arguments: [String], standardInput: Any, standardOutput: Any, standardError: Any) throws {
-        process.executableURL = Self.executable
+        process.executableURL = peerpoolExecutable
         process.arguments = arguments
         process.standardInput = standardInput
         process.standardOutput = standardOutput

@@ -1,5 +1,6 @@
 import Foundation
 import PeerpoolIdentity
+import PeerpoolTestSupport
 import Synchronization
 
 /// `Interop/fastn_peer.py` in a child process: an aioquic (independent QUIC stack) peer speaking
@@ -7,7 +8,7 @@ import Synchronization
 /// The script's docstring lists its stdout lines (`READY`, `SNI`, `PEER`, `STREAM`, `BADHEADER`;
 /// `SERVERKEY`, `PONG`, `ECHO`, `NOACK`, `GARBAGE`, `AFTER_GARBAGE`).
 ///
-/// A trimmed copy of PeerpoolQUICTests' `PythonPeer` (test targets cannot share code). Lines are
+/// Like PeerpoolQUICTests' `PythonPeer`, on the same PeerpoolTestSupport helpers, but lines are
 /// queued and polled with deadlines, so a timed-out wait loses nothing. `deinit` kills the child;
 /// a server also exits by itself when our end of its stdin closes.
 final class FastnPythonPeer: Sendable {
@@ -19,10 +20,8 @@ final class FastnPythonPeer: Sendable {
     let port: Int
     private let child: Child
 
-    /// The repository root, four levels above this file (`Tests/PeerpoolPoolTests/Support/`).
-    static let repositoryRoot = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static let interpreter = repositoryRoot.appendingPathComponent(".venv-test/bin/python")
+    static let repositoryRoot = PythonInterop.repositoryRoot
+    static let interpreter = PythonInterop.interpreter
     static let script = repositoryRoot.appendingPathComponent("Tests/PeerpoolPoolTests/Interop/fastn_peer.py")
 
     private init(port: Int, child: Child) {
@@ -84,12 +83,6 @@ final class FastnPythonPeer: Sendable {
             arguments: arguments, within: timeout)
     }
 
-    /// The certificate and PKCS#8 key of `identity` as PEM, base64 in 64-character lines.
-    static func pem(for identity: SecretKey) throws -> (certificate: String, key: String) {
-        let certificate = try IdentityCertificate(secretKey: identity)
-        return (pem("CERTIFICATE", certificate.certificateDER), pem("PRIVATE KEY", certificate.privateKeyDER))
-    }
-
     /// The rest of the next stdout line starting with `keyword` and a space; earlier lines are
     /// skipped (they stay in `transcript`).
     func value(of keyword: String, within timeout: Duration = .seconds(15)) async throws -> String {
@@ -108,18 +101,6 @@ final class FastnPythonPeer: Sendable {
     /// Everything the peer wrote so far, prefixed by `stdout:` or `stderr:`.
     var transcript: String {
         child.transcript
-    }
-
-    private static func pem(_ label: String, _ der: [UInt8]) -> String {
-        let base64 = Data(der).base64EncodedString()
-        var text = "-----BEGIN \(label)-----\n"
-        var start = base64.startIndex
-        while start < base64.endIndex {
-            let end = base64.index(start, offsetBy: 64, limitedBy: base64.endIndex) ?? base64.endIndex
-            text += base64[start..<end] + "\n"
-            start = end
-        }
-        return text + "-----END \(label)-----\n"
     }
 }
 
@@ -154,16 +135,9 @@ extension FastnPythonPeer {
                     "\(FastnPythonPeer.interpreter.path) is missing, so the fastn interoperability tests cannot run. "
                         + "Run `deploy/setup.sh --test` in \(FastnPythonPeer.repositoryRoot.path) to create it.")
             }
-            directory = try Self.makePrivateDirectory()
-            let certificatePath = directory.appendingPathComponent("cert.pem")
-            let keyPath = directory.appendingPathComponent("key.pem")
-            do {
-                try certPEM.write(to: certificatePath, atomically: false, encoding: .utf8)
-                try keyPEM.write(to: keyPath, atomically: false, encoding: .utf8)
-            } catch {
-                try? FileManager.default.removeItem(at: directory)
-                throw error
-            }
+            let (directory, certificatePath, keyPath) = try writeCredentials(
+                certificatePEM: certPEM, keyPEM: keyPEM, prefix: "peerpool-fastn")
+            self.directory = directory
 
             process.executableURL = FastnPythonPeer.interpreter
             process.arguments = ["-u", FastnPythonPeer.script.path] + arguments
@@ -180,7 +154,8 @@ extension FastnPythonPeer {
                 throw FastnPythonPeerError("cannot start \(FastnPythonPeer.interpreter.path): \(error)")
             }
             // The reading threads hold `self` until the child's pipes reach EOF (it exited).
-            Self.readLines(from: stdout.fileHandleForReading) { [self] line in
+            // A BADHEADER line quotes at most a 64 KiB header; anything far longer is dropped.
+            readLines(from: stdout.fileHandleForReading, limit: 1 << 20) { [self] line in
                 output.withLock {
                     $0.unread.append(line)
                     Self.record("stdout: \(line)", in: &$0)
@@ -188,7 +163,7 @@ extension FastnPythonPeer {
             } atEnd: { [self] in
                 output.withLock { $0.stdoutClosed = true }
             }
-            Self.readLines(from: stderr.fileHandleForReading) { [self] line in
+            readLines(from: stderr.fileHandleForReading, limit: 1 << 20) { [self] line in
                 output.withLock { Self.record("stderr: \(line)", in: &$0) }
             } atEnd: { [self] in
                 output.withLock { $0.stderrClosed = true }
@@ -272,46 +247,6 @@ extension FastnPythonPeer {
                 if ContinuousClock.now >= deadline { return nil }
                 try await Task.sleep(for: .milliseconds(10))
             }
-        }
-
-        /// Reads `handle` to EOF on a thread of its own, calling `line` for each line.
-        private static func readLines(
-            from handle: FileHandle, line: @escaping @Sendable (String) -> Void, atEnd: @escaping @Sendable () -> Void
-        ) {
-            let thread = Thread {
-                // read(2): FileHandle.read(upToCount:) waits for the full count or EOF.
-                let descriptor = handle.fileDescriptor
-                var pending: [UInt8] = []
-                var chunk = [UInt8](repeating: 0, count: 4096)
-                while true {
-                    let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-                    if count < 0, errno == EINTR { continue }
-                    guard count > 0 else { break }
-                    pending += chunk[..<count]
-                    while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
-                        line(String(decoding: pending[..<newline], as: UTF8.self))
-                        pending.removeSubrange(...newline)
-                    }
-                    // A BADHEADER line quotes at most a 64 KiB header; drop anything far longer.
-                    if pending.count > 1 << 20 { pending.removeAll() }
-                }
-                if !pending.isEmpty { line(String(decoding: pending, as: UTF8.self)) }
-                try? handle.close()
-                atEnd()
-            }
-            thread.start()
-        }
-
-        /// A fresh directory only we can enter (mkdtemp: mode 0700), for the secret key.
-        private static func makePrivateDirectory() throws -> URL {
-            let parent = FileManager.default.temporaryDirectory.path
-            var template = Array((parent + "/peerpool-fastn-XXXXXX").utf8CString)
-            let created = template.withUnsafeMutableBufferPointer { buffer in buffer.baseAddress.flatMap { mkdtemp($0) } }
-            guard created != nil else {
-                throw FastnPythonPeerError("mkdtemp in \(parent) failed: \(String(cString: strerror(errno)))")
-            }
-            let path = template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
-            return URL(fileURLWithPath: String(decoding: path, as: UTF8.self))
         }
     }
 }

@@ -2,28 +2,21 @@ import Foundation
 import NIOCore
 import PeerpoolIdentity
 import PeerpoolPool
+import PeerpoolTestSupport
 
 /// A `peerpool listen` child process: a real peer that tests can kill.
 final class ListenProcess: @unchecked Sendable {
-    let process = Process()
+    let child: PeerpoolChild
     let identities: [ID52]
     let address: SocketAddress
-    private let stdin = Pipe()
 
-    static var executable: URL {
-        let directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        let candidates = [directory.appendingPathComponent("peerpool"), directory.deletingLastPathComponent().appendingPathComponent("peerpool")]
-        return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) } ?? candidates[0]
-    }
+    var process: Process { child.process }
 
     /// Starts `peerpool listen --identities n` and waits (bounded) for its ID52s.
     init(identities count: Int = 1) async throws {
         let stdout = Pipe()
-        process.executableURL = Self.executable
-        process.arguments = ["listen", "--address", "127.0.0.1:0", "--identities", "\(count)", "--exit-on-stdin-eof"]
-        process.standardOutput = stdout
-        process.standardInput = stdin
-        try process.run()
+        child = try PeerpoolChild(
+            ["listen", "--address", "127.0.0.1:0", "--identities", "\(count)", "--exit-on-stdin-eof"], standardOutput: stdout)
         let reader = stdout.fileHandleForReading
         let lines: [String] = try await withTimeout(.seconds(20)) {
             try await Task.detached {
@@ -42,7 +35,7 @@ final class ListenProcess: @unchecked Sendable {
         }
         let fields = lines.first?.split(separator: " ") ?? []
         guard fields.count == 4, fields[0] == "LISTENING", let port = Int(fields[2]), lines.count == count + 1 else {
-            process.terminate()
+            child.process.terminate()
             throw PoolError(.connectFailed, "peerpool listen did not start: \(lines.prefix(2))")
         }
         address = try SocketAddress(ipAddress: String(fields[1]), port: port)
@@ -52,15 +45,7 @@ final class ListenProcess: @unchecked Sendable {
     func peer(_ index: Int = 0) -> PeerAddress { PeerAddress(identities[index], at: address) }
 
     func kill() {
-        Foundation.kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-    }
-
-    deinit {
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-        }
+        child.kill()
     }
 }
 

@@ -79,26 +79,3 @@ func echoRoundTrip(_ pool: PeerPool, _ peer: PeerAddress, _ text: String) async 
     try await stream.finish()
     return String(buffer: try await stream.readToEnd(limit: 1 << 20))
 }
-
-/// Whether `task` finishes within `timeout`, without waiting for it beyond that.
-func completes<T: Sendable>(_ task: Task<T, any Error>, within timeout: Duration) async -> Bool {
-    let (signal, continuation) = AsyncStream<Void>.makeStream()
-    Task {
-        _ = try? await task.value
-        continuation.yield()
-        continuation.finish()
-    }
-    return await withTaskGroup(of: Bool.self) { group in
-        group.addTask {
-            for await _ in signal { return true }
-            return false
-        }
-        group.addTask {
-            try? await Task.sleep(for: timeout)
-            return false
-        }
-        let first = await group.next() ?? false
-        group.cancelAll()
-        return first
-    }
-}

@@ -1,5 +1,6 @@
 import Foundation
 import PeerpoolIdentity
+import PeerpoolTestSupport
 import Synchronization
 
 /// `Interop/aioquic_peer.py` running in a child process: an aioquic (independent QUIC stack)
@@ -22,10 +23,8 @@ final class PythonPeer: Sendable {
     private let stderrClosed: Task<Void, any Error>
     private let directory: URL
 
-    /// The repository root, four levels above this file (`Tests/PeerpoolQUICTests/Support/`).
-    static let repositoryRoot = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static let interpreter = repositoryRoot.appendingPathComponent(".venv-test/bin/python")
+    static let repositoryRoot = PythonInterop.repositoryRoot
+    static let interpreter = PythonInterop.interpreter
     static let script = repositoryRoot.appendingPathComponent("Tests/PeerpoolQUICTests/Interop/aioquic_peer.py")
 
     /// An aioquic server on 127.0.0.1 answering as `identity`, once it reported its port.
@@ -57,12 +56,10 @@ final class PythonPeer: Sendable {
                     + "Run `deploy/setup.sh --test` in \(Self.repositoryRoot.path) to create it.")
         }
         self.identity = identity
-        directory = try makePrivateDirectory()
-        let certificate = try IdentityCertificate(secretKey: identity)
-        let certificatePath = directory.appendingPathComponent("cert.pem")
-        let keyPath = directory.appendingPathComponent("key.pem")
-        try pem("CERTIFICATE", certificate.certificateDER).write(to: certificatePath, atomically: false, encoding: .utf8)
-        try pem("PRIVATE KEY", certificate.privateKeyDER).write(to: keyPath, atomically: false, encoding: .utf8)
+        let (certificatePEM, keyPEM) = try pem(for: identity)
+        let (directory, certificatePath, keyPath) = try writeCredentials(
+            certificatePEM: certificatePEM, keyPEM: keyPEM, prefix: "peerpool-aioquic")
+        self.directory = directory
 
         process = Process()
         process.executableURL = Self.interpreter
@@ -103,13 +100,14 @@ final class PythonPeer: Sendable {
         }
         // Blocking reads on threads of their own, not on the cooperative pool. Each ends at EOF,
         // when the child exits and its ends of the pipes close.
-        readLines(from: stdout.fileHandleForReading) { line in
+        // A line longer than 64 KiB is not one of the script's.
+        readLines(from: stdout.fileHandleForReading, limit: 64 * 1024) { line in
             output.append("stdout: \(line)")
             linesContinuation.yield(line)
         } atEnd: {
             linesContinuation.finish()
         }
-        readLines(from: stderr.fileHandleForReading) { line in
+        readLines(from: stderr.fileHandleForReading, limit: 64 * 1024) { line in
             output.append("stderr: \(line)")
         } atEnd: {
             stderrEndContinuation.finish()
@@ -191,57 +189,4 @@ private final class Transcript: Sendable {
     var text: String {
         lines.withLock { $0.joined(separator: "\n") }
     }
-}
-
-/// Reads `handle` to EOF on a new thread, calling `line` for each line (without its newline).
-private func readLines(
-    from handle: FileHandle, line: @escaping @Sendable (String) -> Void, atEnd: @escaping @Sendable () -> Void
-) {
-    let thread = Thread {
-        // read(2), not FileHandle.read(upToCount:): that one waits for the full count or EOF.
-        let descriptor = handle.fileDescriptor
-        var pending: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-            if count < 0, errno == EINTR { continue }
-            guard count > 0 else { break }
-            pending += chunk[..<count]
-            while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
-                line(String(decoding: pending[..<newline], as: UTF8.self))
-                pending.removeSubrange(...newline)
-            }
-            // A line longer than this is not one of the script's; keep it from growing forever.
-            if pending.count > 64 * 1024 { pending.removeAll() }
-        }
-        if !pending.isEmpty { line(String(decoding: pending, as: UTF8.self)) }
-        try? handle.close()
-        atEnd()
-    }
-    thread.start()
-}
-
-/// PEM text as Python's `cryptography` reads it: base64 in 64-character lines.
-private func pem(_ label: String, _ der: [UInt8]) -> String {
-    let base64 = Data(der).base64EncodedString()
-    var text = "-----BEGIN \(label)-----\n"
-    var start = base64.startIndex
-    while start < base64.endIndex {
-        let end = base64.index(start, offsetBy: 64, limitedBy: base64.endIndex) ?? base64.endIndex
-        text += base64[start..<end] + "\n"
-        start = end
-    }
-    return text + "-----END \(label)-----\n"
-}
-
-/// A fresh directory only we can enter (mkdtemp: mode 0700), for the peer's secret key.
-private func makePrivateDirectory() throws -> URL {
-    let parent = FileManager.default.temporaryDirectory.path
-    var template = Array((parent + "/peerpool-aioquic-XXXXXX").utf8CString)
-    let created = template.withUnsafeMutableBufferPointer { buffer in buffer.baseAddress.flatMap { mkdtemp($0) } }
-    guard created != nil else {
-        throw PythonPeerError("mkdtemp in \(parent) failed: \(String(cString: strerror(errno)))")
-    }
-    let path = template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
-    return URL(fileURLWithPath: String(decoding: path, as: UTF8.self))
 }
