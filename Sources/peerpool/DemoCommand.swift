@@ -14,13 +14,18 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "Bytes to send through the stream and receive back.")
     var bytes: Int = 8 * 1024 * 1024
 
+    static func hostPort(_ address: SocketAddress) -> String {
+        guard let ip = address.ipAddress, let port = address.port else { return "\(address)" }
+        return address.protocol == .inet6 ? "[\(ip)]:\(port)" : "\(ip):\(port)"
+    }
+
     func run() async throws {
         let serverKey = SecretKey.generate()
         let clientKey = SecretKey.generate()
         let server = try await QUICEndpoint.bind(host: "127.0.0.1", port: 0, identities: [serverKey])
         let client = try await QUICEndpoint.bind(host: "127.0.0.1", port: 0, identities: [clientKey], acceptIncoming: false)
-        print("listener  \(serverKey.id52) at \(server.localAddress)")
-        print("dialer    \(clientKey.id52) at \(client.localAddress)")
+        print("listener  \(serverKey.id52) at \(Self.hostPort(server.localAddress))")
+        print("dialer    \(clientKey.id52) at \(Self.hostPort(client.localAddress))")
 
         // The listener echoes every stream back.
         let listener = Task {
