@@ -65,6 +65,7 @@ actor ConnectionManager {
         defer {
             requests -= 1
             lastUsed = .now
+            if isIdle { releaseIdleWaiters() }
         }
         let connection = try await connected(address: address)
         if configuration.oneRequestAtATime { await takeTurn() }
@@ -90,7 +91,10 @@ actor ConnectionManager {
     /// fastn's ping over this pair's connection (connecting first if needed).
     func ping(address: SocketAddress?) async throws -> Duration {
         requests += 1
-        defer { requests -= 1 }
+        defer {
+            requests -= 1
+            if isIdle { releaseIdleWaiters() }
+        }
         let connection = try await connected(address: address)
         let clock = ContinuousClock()
         let start = clock.now
@@ -125,6 +129,29 @@ actor ConnectionManager {
     func streamReleased() {
         openStreams -= 1
         lastUsed = .now
+        if isIdle { releaseIdleWaiters() }
+    }
+
+    /// Shutdown waiting for requests and handed-out streams to end.
+    private var idleWaiters: [CheckedContinuation<Void, Never>] = []
+
+    private func releaseIdleWaiters() {
+        for waiter in idleWaiters { waiter.resume() }
+        idleWaiters = []
+    }
+
+    /// Returns once no request runs and no handed-out stream lives, or at `deadline`.
+    func waitUntilIdle(deadline: ContinuousClock.Instant) async {
+        guard !isIdle else { return }
+        let timer = Task {
+            // Cancelled once idle came first: then there is nothing to release.
+            guard (try? await Task.sleep(until: deadline)) != nil else { return }
+            self.releaseIdleWaiters()
+        }
+        await withCheckedContinuation { continuation in
+            if isIdle { continuation.resume() } else { idleWaiters.append(continuation) }
+        }
+        timer.cancel()
     }
 
     // MARK: The shared connection attempt
@@ -325,8 +352,6 @@ actor ConnectionManager {
         idleTask?.cancel()
         if let connection { await connection.close(code: configuration.closeCode, reason: "pool shut down") }
     }
-
-    var inFlight: Int { requests }
 
     // MARK: One request at a time (benchmark comparison only)
 

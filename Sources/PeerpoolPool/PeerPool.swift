@@ -151,16 +151,12 @@ public actor PeerPool: Service {
         throw PoolError(.tooManyConnections, peer: remote, "the pool holds \(managers.count) connections (limit \(configuration.maxConnections)) and none is idle")
     }
 
-    /// Stops taking requests, waits up to `gracePeriod` for those in flight, then closes every
-    /// connection with the pool's close code.
+    /// Stops taking requests, waits up to `gracePeriod` for those in flight and for streams
+    /// already handed out to be dropped, then closes every connection with the pool's close code.
     public func shutdown(gracePeriod: Duration = .seconds(5)) async {
         shuttingDown = true
         let deadline = ContinuousClock.now + gracePeriod
-        for manager in managers.values {
-            while await manager.inFlight > 0, ContinuousClock.now < deadline {
-                try? await Task.sleep(for: .milliseconds(20))
-            }
-        }
+        for manager in managers.values { await manager.waitUntilIdle(deadline: deadline) }
         for manager in managers.values { await manager.close() }
         managers = [:]
         lastUsed = [:]

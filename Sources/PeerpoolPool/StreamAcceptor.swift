@@ -201,7 +201,8 @@ actor InFlight {
     func waitUntilIdle(atMost limit: Duration) async {
         guard count > 0 else { return }
         let timer = Task {
-            try? await Task.sleep(for: limit)
+            // Cancelled once idle came first: then there is nothing to release.
+            guard (try? await Task.sleep(for: limit)) != nil else { return }
             self.releaseWaiters()
         }
         await withCheckedContinuation { idleWaiters.append($0) }
