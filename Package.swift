@@ -6,6 +6,7 @@
 //   PeerpoolIdentity       ID52 names, ed25519 secret keys, self-signed certificates
 //   PeerpoolQUIC           authenticated QUIC endpoint, connections and streams on ngtcp2 + GnuTLS
 //   PeerpoolPool           fastn's stream protocol, getStream over pooled connections, the accepting side
+//   PeerpoolSupervisor     worker processes and their wire protocol (so far: the shard map)
 //   peerpool               the command-line tool
 import PackageDescription
 
@@ -70,6 +71,14 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        .target(
+            name: "PeerpoolSupervisor",
+            dependencies: [
+                "PeerpoolPool",
+                "PeerpoolIdentity",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         .executableTarget(
             name: "peerpool",
             dependencies: [
@@ -86,6 +95,7 @@ let package = Package(
         // executable, the Python interop peers), line reading, PEM files, bounded waits.
         .target(name: "PeerpoolTestSupport", dependencies: ["PeerpoolIdentity"], path: "Tests/PeerpoolTestSupport"),
         .testTarget(name: "PeerpoolIdentityTests", dependencies: ["PeerpoolIdentity"]),
+        .testTarget(name: "PeerpoolSupervisorTests", dependencies: ["PeerpoolSupervisor", "PeerpoolIdentity"]),
         .testTarget(
             name: "PeerpoolPoolTests",
             dependencies: [
