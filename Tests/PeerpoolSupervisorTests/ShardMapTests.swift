@@ -3,7 +3,13 @@ import PeerpoolSupervisor
 import Testing
 
 struct ShardMapTests {
-    private static let peers = (0..<10_000).map { _ in SecretKey.generate().id52 }
+    /// 10,000 well-spread but fixed keys (an ed25519 public key is a hash of its seed), so the
+    /// figures below are the same on every run.
+    private static let peers: [ID52] = (0..<10_000).map { index in
+        var seed = [UInt8](repeating: 0x5a, count: 32)
+        withUnsafeBytes(of: UInt32(index).bigEndian) { seed.replaceSubrange(0..<4, with: $0) }
+        return try! SecretKey(seed: seed).id52
+    }
 
     @Test func mapping_isFixed_acrossProcessesAndRuns() throws {
         // Pinned values: a change here changes where every deployed client routes.
@@ -26,8 +32,11 @@ struct ShardMapTests {
         var counts = [Int](repeating: 0, count: workers)
         for peer in Self.peers { counts[map.worker(for: peer)] += 1 }
         let even = Double(Self.peers.count) / Double(workers)
+        // Sampling noise alone spreads a fair hash's buckets by sigma = sqrt((1 - 1/N) / even)
+        // (2.6% at 8 workers); a biased mapping lands well outside three of those.
+        let tolerance = 3 * ((1 - 1 / Double(workers)) / even).squareRoot()
         for count in counts {
-            #expect(abs(Double(count) - even) / even < 0.06, "\(counts)")
+            #expect(abs(Double(count) - even) / even < tolerance, "\(counts), tolerance \(tolerance)")
         }
     }
 
