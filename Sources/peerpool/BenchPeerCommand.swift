@@ -56,14 +56,8 @@ struct BenchPeerCommand: AsyncParsableCommand {
         await withDiscardingTaskGroup { group in
             group.addTask { await Self.serve(endpoint) }
             for await _ in stops { break }
-            // If closing hangs, a watchdog ends the process anyway: it must never outlive its
-            // parent for long.
-            Thread {
-                Thread.sleep(forTimeInterval: 3)
-                _exit(0)
-            }.start()
-            // Ends every connection (CONNECTION_CLOSE to peers) and with them `serve`.
-            await endpoint.close(code: 0)
+            // Ends every connection and with them `serve`.
+            await StopRequests.closeWithWatchdog(endpoint, seconds: 3)
         }
         withExtendedLifetime(signalSources) {}
     }

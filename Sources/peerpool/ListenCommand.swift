@@ -95,14 +95,8 @@ struct ListenCommand: AsyncParsableCommand {
                 logger.debug("stopping", metadata: ["reason": "\(reason)"])
                 break
             }
-            // Closing sends CONNECTION_CLOSE to every peer; if that hangs, the watchdog ends the
-            // process anyway, so a listener never outlives its parent for long.
-            Thread {
-                Thread.sleep(forTimeInterval: 5)
-                _exit(0)
-            }.start()
             // Ends every connection and the incoming sequence, and with them the acceptor.
-            await endpoint.close(code: 0)
+            await StopRequests.closeWithWatchdog(endpoint, seconds: 5)
         }
         withExtendedLifetime(signalSources) {}
     }

@@ -1,4 +1,5 @@
 import Foundation
+import PeerpoolQUIC
 
 /// Why a long-running command (listen, bench peer) should exit cleanly: a signal, or the end of
 /// standard input (the parent that started us is gone or let go of us).
@@ -26,5 +27,15 @@ enum StopRequests {
             }
             stop.yield("end of standard input")
         }.start()
+    }
+
+    /// Closes the endpoint (CONNECTION_CLOSE to every peer). If that hangs, a watchdog ends the
+    /// process after `seconds` anyway: a child must never outlive its parent for long.
+    static func closeWithWatchdog(_ endpoint: QUICEndpoint, seconds: Double) async {
+        Thread {
+            Thread.sleep(forTimeInterval: seconds)
+            _exit(0)
+        }.start()
+        await endpoint.close(code: 0)
     }
 }

@@ -90,22 +90,17 @@ struct AcceptorTests {
 
     @Test func poolShutdown_letsInFlightWorkFinish_withinTheGracePeriod() async throws {
         // A peer that acknowledges only when the test says so.
-        let key = SecretKey.generate()
-        let endpoint = try await QUICEndpoint.bind(host: "127.0.0.1", port: 0, identities: [key], configuration: quicConfiguration())
         let (release, releaser) = AsyncStream<Void>.makeStream()
-        let server = Task {
-            for await connection in endpoint.incomingConnections {
-                guard let stream = try? await connection.acceptStream() else { continue }
-                _ = try? await stream.read()
-                for await _ in release { break }
-                try? await stream.write(Array("ack\n".utf8))
-                try? await stream.finish()
-                _ = try? await stream.readToEnd(limit: 64)
-            }
+        let rawPeer = try await RawPeer { stream in
+            _ = try? await stream.read()
+            for await _ in release { break }
+            try? await stream.write(Array("ack\n".utf8))
+            try? await stream.finish()
+            _ = try? await stream.readToEnd(limit: 64)
         }
-        defer { server.cancel(); Task { await endpoint.close() } }
+        defer { rawPeer.stop() }
         let pool = try await makePool()
-        let peer = PeerAddress(key.id52, at: endpoint.localAddress)
+        let peer = rawPeer.address
         // The request, and then the work on its stream, are in flight when shutdown starts.
         let request = Task {
             let stream = try await pool.getStream(ProtocolHeader(.generic("echo")), to: peer)

@@ -86,49 +86,28 @@ struct PeerPoolTests {
 
     @Test func peerThatClosesMidHeader_failsTheWaiterPromptly() async throws {
         // A raw QUIC peer that reads part of the header and ends the stream without an ack.
-        let key = SecretKey.generate()
-        let endpoint = try await QUICEndpoint.bind(host: "127.0.0.1", port: 0, identities: [key], configuration: quicConfiguration())
-        let held = Counter()
-        let server = Task {
-            for await connection in endpoint.incomingConnections {
-                Task {
-                    while let stream = try? await connection.acceptStream() {
-                        _ = try? await stream.read()
-                        try? await stream.write(Array("ac".utf8))
-                        try? await stream.finish()
-                        await held.keep(stream)
-                    }
-                }
-            }
+        let peer = try await RawPeer { stream in
+            _ = try? await stream.read()
+            try? await stream.write(Array("ac".utf8))
+            try? await stream.finish()
         }
-        defer { server.cancel(); Task { await endpoint.close() } }
+        defer { peer.stop() }
         let pool = try await makePool()
         defer { Task { await pool.shutdown() } }
         let error = await #expect(throws: StreamProtocolError.self) {
-            _ = try await pool.getStream(ProtocolHeader(.generic("echo")), to: PeerAddress(key.id52, at: endpoint.localAddress))
+            _ = try await pool.getStream(ProtocolHeader(.generic("echo")), to: peer.address)
         }
         #expect(error?.code == .notAcknowledged)
         #expect(error?.message.contains("\"ac\"") == true)
     }
 
     @Test func peerThatNeverAcks_failsWithAckTimeout() async throws {
-        let key = SecretKey.generate()
-        let endpoint = try await QUICEndpoint.bind(host: "127.0.0.1", port: 0, identities: [key], configuration: quicConfiguration())
-        let held = Counter()
-        let server = Task {
-            for await connection in endpoint.incomingConnections {
-                Task {
-                    while let stream = try? await connection.acceptStream() {
-                        await held.keep(stream)
-                    }
-                }
-            }
-        }
-        defer { server.cancel(); Task { await endpoint.close() } }
+        let peer = try await RawPeer { _ in }
+        defer { peer.stop() }
         let pool = try await makePool(poolConfiguration { $0.ackTimeout = .milliseconds(400) })
         defer { Task { await pool.shutdown() } }
         let error = await #expect(throws: PoolError.self) {
-            _ = try await pool.getStream(ProtocolHeader(.generic("echo")), to: PeerAddress(key.id52, at: endpoint.localAddress))
+            _ = try await pool.getStream(ProtocolHeader(.generic("echo")), to: peer.address)
         }
         #expect(error?.code == .ackTimeout)
     }

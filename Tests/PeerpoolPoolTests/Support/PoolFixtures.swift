@@ -79,3 +79,38 @@ func echoRoundTrip(_ pool: PeerPool, _ peer: PeerAddress, _ text: String) async 
     try await stream.finish()
     return String(buffer: try await stream.readToEnd(limit: 1 << 20))
 }
+
+/// A QUIC peer that speaks no stream protocol: `handle` gets each raw stream, which stays open
+/// (held) until the peer stops, so the test decides what the opener sees.
+final class RawPeer: Sendable {
+    let endpoint: QUICEndpoint
+    let key: SecretKey
+    private let task: Task<Void, Never>
+
+    init(handle: @escaping @Sendable (QUICStream) async -> Void) async throws {
+        key = SecretKey.generate()
+        let endpoint = try await QUICEndpoint.bind(host: "127.0.0.1", port: 0, identities: [key], configuration: quicConfiguration())
+        self.endpoint = endpoint
+        task = Task {
+            let held = Counter()
+            await withDiscardingTaskGroup { group in
+                for await connection in endpoint.incomingConnections {
+                    group.addTask {
+                        while let stream = try? await connection.acceptStream() {
+                            await handle(stream)
+                            await held.keep(stream)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    var address: PeerAddress { PeerAddress(key.id52, at: endpoint.localAddress) }
+
+    func stop() {
+        task.cancel()
+        let endpoint = self.endpoint
+        Task { await endpoint.close() }
+    }
+}
