@@ -3,10 +3,12 @@
 // peerpool: layers from the bottom up, each module importing only the ones below it.
 //
 //   CNGTCP2, CZMQ          C system libraries (Debian: libngtcp2-crypto-gnutls-dev, libzmq3-dev)
+//   CLinuxProcess          the Linux process calls Swift cannot import (pidfd_open, prctl)
 //   PeerpoolIdentity       ID52 names, ed25519 secret keys, self-signed certificates
 //   PeerpoolQUIC           authenticated QUIC endpoint, connections and streams on ngtcp2 + GnuTLS
 //   PeerpoolPool           fastn's stream protocol, getStream over pooled connections, the accepting side
-//   PeerpoolSupervisor     worker processes and their wire protocol (so far: the shard map)
+//   PeerpoolWire           the versioned ZeroMQ wire protocol: frames, codes, sockets on their own thread
+//   PeerpoolSupervisor     worker processes, sharding, crash isolation, the client of a supervisor
 //   peerpool               the command-line tool
 import PackageDescription
 
@@ -18,6 +20,8 @@ let package = Package(
         .library(name: "PeerpoolIdentity", targets: ["PeerpoolIdentity"]),
         .library(name: "PeerpoolQUIC", targets: ["PeerpoolQUIC"]),
         .library(name: "PeerpoolPool", targets: ["PeerpoolPool"]),
+        .library(name: "PeerpoolWire", targets: ["PeerpoolWire"]),
+        .library(name: "PeerpoolSupervisor", targets: ["PeerpoolSupervisor"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
@@ -29,6 +33,7 @@ let package = Package(
         .package(url: "https://github.com/attaswift/BigInt.git", from: "6.0.1"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
     targets: [
         // ngtcp2 0.12 + its GnuTLS crypto helper + GnuTLS. The shim holds only what Swift cannot
@@ -40,6 +45,16 @@ let package = Package(
         ),
         // libzmq. No pkgConfig on purpose: Debian's libzmq.pc adds -isystem flags SwiftPM rejects.
         .systemLibrary(name: "CZMQ", providers: [.apt(["libzmq3-dev"])]),
+        // pidfd_open and prctl(PR_SET_PDEATHSIG): a variadic syscall and a variadic prctl.
+        .systemLibrary(name: "CLinuxProcess"),
+        .target(
+            name: "PeerpoolWire",
+            dependencies: [
+                "CZMQ",
+                "PeerpoolIdentity",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .target(
             name: "PeerpoolIdentity",
             dependencies: [
@@ -74,9 +89,17 @@ let package = Package(
         .target(
             name: "PeerpoolSupervisor",
             dependencies: [
+                "PeerpoolWire",
                 "PeerpoolPool",
+                "PeerpoolQUIC",
                 "PeerpoolIdentity",
+                "CLinuxProcess",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Yams", package: "Yams"),
             ]
         ),
         .executableTarget(
@@ -85,7 +108,10 @@ let package = Package(
                 "PeerpoolIdentity",
                 "PeerpoolQUIC",
                 "PeerpoolPool",
+                "PeerpoolWire",
+                "PeerpoolSupervisor",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -95,7 +121,19 @@ let package = Package(
         // executable, the Python interop peers), line reading, PEM files, bounded waits.
         .target(name: "PeerpoolTestSupport", dependencies: ["PeerpoolIdentity"], path: "Tests/PeerpoolTestSupport"),
         .testTarget(name: "PeerpoolIdentityTests", dependencies: ["PeerpoolIdentity"]),
-        .testTarget(name: "PeerpoolSupervisorTests", dependencies: ["PeerpoolSupervisor", "PeerpoolIdentity"]),
+        .testTarget(name: "PeerpoolWireTests", dependencies: ["PeerpoolWire", "PeerpoolIdentity", "CZMQ"]),
+        .testTarget(
+            name: "PeerpoolSupervisorTests",
+            dependencies: [
+                "PeerpoolSupervisor", "PeerpoolWire", "PeerpoolPool", "PeerpoolQUIC", "PeerpoolIdentity",
+                "PeerpoolTestSupport", "CZMQ",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            exclude: ["Interop"]
+        ),
         .testTarget(
             name: "PeerpoolPoolTests",
             dependencies: [

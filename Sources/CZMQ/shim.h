@@ -1,2 +1,4 @@
-// libzmq for Swift. Nothing to wrap yet: zmq.h imports cleanly.
+// libzmq for Swift. zmq.h imports cleanly; eventfd(2) is here because Glibc's Swift module does
+// not export <sys/eventfd.h> and the ZeroMQ poll loops wake up through one.
 #include <zmq.h>
+#include <sys/eventfd.h>

@@ -1,0 +1,32 @@
+// Linux process calls Swift cannot import: `syscall` and `prctl` are variadic, and Swift's Glibc
+// module is built without _GNU_SOURCE, which hides pipe2.
+#ifndef PEERPOOL_CLINUXPROCESS_SHIM_H
+#define PEERPOOL_CLINUXPROCESS_SHIM_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <fcntl.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <signal.h>
+#include <unistd.h>
+
+/// A file descriptor that becomes readable when process `pid` exits (Linux 5.3+), or -1 with
+/// errno set. The caller owns it and closes it.
+static inline int pp_pidfd_open(pid_t pid) {
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+/// Ask the kernel to send `signal` to this process when the thread that created it exits.
+static inline int pp_set_parent_death_signal(int signal) {
+    return prctl(PR_SET_PDEATHSIG, (unsigned long)signal, 0, 0, 0);
+}
+
+/// pipe2(2) with O_CLOEXEC: both ends close on exec, atomically, so a child spawned by another
+/// thread in between cannot inherit them.
+static inline int pp_pipe_cloexec(int fds[_Nonnull 2]) {
+    return pipe2(fds, O_CLOEXEC);
+}
+
+#endif
