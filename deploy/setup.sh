@@ -3,7 +3,8 @@
 #
 #   deploy/setup.sh          build and run: ngtcp2 + GnuTLS, libzmq, pkg-config
 #   deploy/setup.sh --test   also what the tests use: the anchor (Debian's ngtcp2 example
-#                            client and server) and a Python venv with aioquic in .venv-test/
+#                            client and server), pyzmq for the example Python client
+#                            (examples/python) and a Python venv with aioquic in .venv-test/
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,7 +12,7 @@ packages=(libngtcp2-dev libngtcp2-crypto-gnutls-dev libgnutls28-dev libzmq3-dev 
 want_test=0
 if [[ "${1:-}" == "--test" ]]; then
     want_test=1
-    packages+=(ngtcp2-server ngtcp2-client python3-venv python3-pip)
+    packages+=(ngtcp2-server ngtcp2-client python3-venv python3-pip python3-zmq)
 fi
 
 missing=()
