@@ -26,19 +26,21 @@ public struct PeerAddress: Hashable, Sendable, CustomStringConvertible {
             self.init(id)
             return
         }
-        let hostPort = parts[1]
+        guard let address = Self.socketAddress(hostPort: parts[1]) else {
+            throw PoolError(.badAddress, peer: id, "\(text.debugDescription): expected ID52@host:port with an IP address and a port 1-65535")
+        }
+        self.init(id, at: address)
+    }
+
+    /// Reads `host:port` with an IP literal host (IPv6 in brackets, `[::1]:4433`); nil if it is
+    /// not one. Host names are not resolved.
+    public static func socketAddress(hostPort: some StringProtocol) -> SocketAddress? {
         guard let colon = hostPort.lastIndex(of: ":"), let port = Int(hostPort[hostPort.index(after: colon)...]),
             (1...65_535).contains(port)
-        else {
-            throw PoolError(.badAddress, peer: id, "\(text.debugDescription): expected ID52@host:port with a port 1-65535")
-        }
-        var host = String(hostPort[..<colon])
-        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        do {
-            self.init(id, at: try SocketAddress(ipAddress: host, port: port))
-        } catch {
-            throw PoolError(.badAddress, peer: id, "\(text.debugDescription): \(host) is not an IP address")
-        }
+        else { return nil }
+        var host = hostPort[..<colon]
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = host.dropFirst().dropLast() }
+        return try? SocketAddress(ipAddress: String(host), port: port)
     }
 
     public var description: String {
