@@ -6,6 +6,9 @@ struct Peerpool: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "peerpool",
         abstract: "Authenticated QUIC connections to many peers, named by ID52.",
-        subcommands: [DemoCommand.self, IDCommand.self, BenchCommand.self, ListenCommand.self, PingCommand.self, StreamCommand.self]
+        subcommands: [
+            DemoCommand.self, ServeCommand.self, StatusCommand.self, IDCommand.self, BenchCommand.self, ListenCommand.self,
+            PingCommand.self, StreamCommand.self, WorkerCommand.self,
+        ]
     )
 }

@@ -1,0 +1,119 @@
+import PeerpoolIdentity
+import PeerpoolPool
+import PeerpoolWire
+
+/// OPEN's JSON body (docs/wire-protocol.md): which peer, as whom, which protocol, how long, and
+/// the opener's receive window.
+///
+/// The supervisor reads it to pick the shard and check the limits; the worker reads it again to
+/// open the stream (the body is forwarded unchanged, no re-encoding on the hop).
+public struct OpenRequest: Sendable, Equatable {
+    public var remote: ID52
+    /// `host:port` (IPv6 `[::1]:port`), or nil to use the worker's address book.
+    public var address: String?
+    /// Which of the supervisor's identities to connect as; nil for its first.
+    public var local: ID52?
+    public var header: ProtocolHeader
+    /// The whole request's deadline; nil for the supervisor's default.
+    public var timeout: Duration?
+    /// Bytes of DATA the opener can take before it returns CREDIT; nil for the default.
+    public var window: Int?
+
+    public init(remote: ID52, address: String? = nil, local: ID52? = nil, header: ProtocolHeader, timeout: Duration? = nil, window: Int? = nil) {
+        self.remote = remote
+        self.address = address
+        self.local = local
+        self.header = header
+        self.timeout = timeout
+        self.window = window
+    }
+
+    public var jsonBody: [UInt8] {
+        var fields: [(key: String, value: JSONValue)] = [
+            ("remote", .string(remote.description)),
+            ("protocol", try! JSONValue(parsing: header.protocol.json)),
+        ]
+        if let address { fields.append(("address", .string(address))) }
+        if let local { fields.append(("self", .string(local.description))) }
+        if let extra = header.extra { fields.append(("extra", .string(extra))) }
+        if let timeout { fields.append(("timeout_ms", .number(String(Self.milliseconds(timeout))))) }
+        if let window { fields.append(("window", .number(String(window)))) }
+        return Array(JSONValue.object(fields).json.utf8)
+    }
+
+    /// The peer to hand the worker's pool (the address was checked when the body was read).
+    public func peerAddress() -> PeerAddress {
+        PeerAddress(remote, at: address.flatMap { PeerAddress.socketAddress(hostPort: $0) })
+    }
+
+    /// Reads a body; every problem is a `bad_request` or `bad_id52` naming the field.
+    public init(jsonBody bytes: some Collection<UInt8>, maxTimeout: Duration = .seconds(600), maxWindow: Int = 16_777_216) throws(WireError) {
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw WireError(.badRequest, "OPEN's body is not UTF-8")
+        }
+        let value: JSONValue
+        do { value = try JSONValue(parsing: text) } catch {
+            throw WireError(.badRequest, "OPEN's body is not JSON: \(error)")
+        }
+        guard case .object(let fields) = value else {
+            throw WireError(.badRequest, "OPEN's body must be a JSON object")
+        }
+        func field(_ name: String) -> JSONValue? { fields.last { $0.key == name }?.value }
+        func string(_ name: String) throws(WireError) -> String? {
+            switch field(name) {
+            case nil, .null?: return nil
+            case .string(let text)?: return text
+            default: throw WireError(.badRequest, "OPEN's \"\(name)\" must be a string")
+            }
+        }
+        func integer(_ name: String, _ range: ClosedRange<Int>) throws(WireError) -> Int? {
+            switch field(name) {
+            case nil, .null?: return nil
+            case .number(let text)?:
+                guard let number = Int(text), range.contains(number) else {
+                    throw WireError(.badRequest, "OPEN's \"\(name)\" must be an integer in \(range.lowerBound)...\(range.upperBound), got \(text.prefix(40))")
+                }
+                return number
+            default: throw WireError(.badRequest, "OPEN's \"\(name)\" must be a number")
+            }
+        }
+        func id52(_ name: String) throws(WireError) -> ID52? {
+            guard let text = try string(name) else { return nil }
+            do { return try ID52(parsing: text) } catch {
+                throw WireError(.badID52, "OPEN's \"\(name)\" \(text.prefix(80).debugDescription) is not an ID52: \(error)")
+            }
+        }
+        guard let remote = try id52("remote") else {
+            throw WireError(.badRequest, "OPEN needs \"remote\", the peer's ID52")
+        }
+        guard let protocolValue = field("protocol") else {
+            throw WireError(.badRequest, "OPEN needs \"protocol\", e.g. \"Ping\" or {\"Generic\": ...}")
+        }
+        let streamProtocol: StreamProtocol
+        do { streamProtocol = try StreamProtocol(json: protocolValue.json) } catch {
+            throw WireError(.badRequest, "OPEN's \"protocol\" is not a fastn-net protocol: \(error)")
+        }
+        let address = try string("address")
+        if let address, PeerAddress.socketAddress(hostPort: address) == nil {
+            throw WireError(.badRequest, "OPEN's \"address\" \(address.prefix(80).debugDescription) is not host:port with an IP address")
+        }
+        let extra = try string("extra")
+        if let extra, extra.contains("\n") {
+            throw WireError(.badRequest, "OPEN's \"extra\" must be one line (no newline)")
+        }
+        let maxMilliseconds = Self.milliseconds(maxTimeout)
+        self.init(
+            remote: remote,
+            address: address,
+            local: try id52("self"),
+            header: ProtocolHeader(streamProtocol, extra: extra),
+            timeout: try integer("timeout_ms", 1...maxMilliseconds).map { .milliseconds($0) },
+            window: try integer("window", 1...maxWindow)
+        )
+    }
+
+    static func milliseconds(_ duration: Duration) -> Int {
+        let (seconds, attoseconds) = duration.components
+        return Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000)
+    }
+}

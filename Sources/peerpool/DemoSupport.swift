@@ -1,0 +1,49 @@
+import Foundation
+import NIOCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A private runtime directory for the demo's supervisor (mkdtemp makes it 0700), removed at the
+/// end, so the demo never meets a real supervisor's sockets.
+struct DemoRuntimeDirectory {
+    let path: String
+
+    init() throws {
+        var template = Array("/tmp/peerpool-demo-XXXXXX".utf8CString)
+        guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+            throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)
+        }
+        path = String(cString: made)
+    }
+
+    func remove() {
+        try? FileManager.default.removeItem(atPath: path)
+    }
+}
+
+/// A UDP port on loopback that reads nothing and answers nothing: a peer that never responds.
+/// Owns its socket; closed in deinit.
+final class SilentUDPSocket: Sendable {
+    let descriptor: Int32
+    let address: SocketAddress
+
+    init() throws {
+        let descriptor = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        self.descriptor = descriptor
+        var bound = sockaddr_in()
+        bound.sin_family = sa_family_t(AF_INET)
+        bound.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ok = withUnsafeMutablePointer(to: &bound) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
+                bind(descriptor, address, length) == 0 && getsockname(descriptor, address, &length) == 0
+            }
+        }
+        guard ok else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        address = try SocketAddress(ipAddress: "127.0.0.1", port: Int(UInt16(bigEndian: bound.sin_port)))
+    }
+
+    deinit { close(descriptor) }
+}
