@@ -121,3 +121,12 @@ extension WireError.Code {
     /// Client side only: a second reader, or a second writer, on one stream at the same time.
     public static let streamBusy: Self = "stream_busy"
 }
+
+extension SupervisedStream: PeerByteStream {}
+
+extension SupervisorClient: StreamProvider {
+    /// `StreamProvider`'s form of `getStream`, with the configured request timeout.
+    public func getStream(_ header: ProtocolHeader, to peer: PeerAddress, from local: ID52?) async throws -> SupervisedStream {
+        try await getStream(header, to: peer, from: local, timeout: nil)
+    }
+}

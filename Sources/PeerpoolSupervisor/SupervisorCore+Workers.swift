@@ -21,7 +21,7 @@ extension SupervisorCore {
         do {
             process = try SpawnedProcess.spawn(
                 executable: workerCommand[0],
-                arguments: Array(workerCommand.dropFirst()) + ["--supervisor-pid", String(getpid())],
+                arguments: Array(workerCommand.dropFirst()) + ["--supervisor-pid", String(getpid()), "--log-level", logger.logLevel.rawValue],
                 standardInput: input
             )
         } catch {

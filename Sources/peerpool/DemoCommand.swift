@@ -52,7 +52,11 @@ struct DemoCommand: AsyncParsableCommand {
         configuration.workers = workers
         configuration.runtimeDirectory = runtime.path
         configuration.workerCommand = [executable, "worker"]
-        let supervisor = try Supervisor(configuration: configuration, identities: [SecretKey.generate()], logger: Logger(label: "peerpool.demo", factory: { _ in SwiftLogNoOpLogHandler() }))
+        // Errors only, from the supervisor and (through --log-level) its workers: the demo
+        // explains the crash itself.
+        var logger = Logger(label: "peerpool.demo", factory: { StreamLogHandler.standardError(label: $0) })
+        logger.logLevel = .critical
+        let supervisor = try Supervisor(configuration: configuration, identities: [SecretKey.generate()], logger: logger)
         try await supervisor.start()
         let client = try await supervisor.client()
         let pids = try await waitForWorkers(supervisor, clock: clock)
