@@ -107,9 +107,13 @@ public struct SupervisorConfiguration: Sendable {
 
     // MARK: Flow control
 
-    /// Bytes of DATA the supervisor may send a client on a stream before it needs CREDIT, when an
-    /// OPEN gives no `window`. 1 … ``maxWindow``. Default: 262,144 (256 KiB).
-    public var defaultWindow: Int = 262_144
+    /// The flow-control window per stream and direction, in bytes: what a worker grants a client
+    /// for client → peer DATA, and what it may send a client before CREDIT when an OPEN gives no
+    /// `window`. Bounds the bytes in flight per stream. 1 … ``maxWindow``. Default: 1,048,576
+    /// (1 MiB): with 256 KiB frames four are in flight, and `bench supervisor` measured upload
+    /// through the supervisor at 0.79 of the in-process pool with 256 KiB windows and 64 KiB
+    /// frames against 1.1 with these.
+    public var defaultWindow: Int = 1_048_576
 
     /// The largest `window` an OPEN may ask for; larger ones are refused with `bad_request`.
     /// Bounds the bytes in flight per stream. 1 … 4,294,967,295 (CREDIT is 4 bytes).

@@ -23,7 +23,7 @@ extension WorkerCore {
         do { open = try decodeOpen(body) } catch {
             return send(.error, id: id, body: error.jsonBody)
         }
-        let pipe = WorkerStream(id: id, window: open.request.window ?? Self.defaultWindow)
+        let pipe = WorkerStream(id: id, window: open.request.window ?? settings.receiveWindow)
         // The task may finish before this handler returns; what it reports is queued behind it.
         let task = Task(executorPreference: executor) { [self] in await openThenRead(pipe, open) }
         // The deadline is a reactor timer, not a sleeping task racing getStream: no task group,

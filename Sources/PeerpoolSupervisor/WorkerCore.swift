@@ -47,8 +47,6 @@ final class WorkerCore: @unchecked Sendable {
 
     /// Largest DATA body the worker sends: a QUIC read can return megabytes at once.
     static let maxDataFrame = 256 * 1024
-    /// The peer → client window when OPEN names none (docs/wire-protocol.md).
-    static let defaultWindow = 262_144
     /// OPEN's deadline when it names none.
     static let defaultTimeout: Duration = .seconds(10)
     /// The QUIC code a stream is reset with when the worker gives it up (an ABORTED, a CANCEL,

@@ -6,6 +6,6 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks that print figures.",
-        subcommands: [BenchTransportCommand.self, BenchPeerCommand.self, BenchPoolCommand.self]
+        subcommands: [BenchTransportCommand.self, BenchPeerCommand.self, BenchPoolCommand.self, BenchSupervisorCommand.self]
     )
 }

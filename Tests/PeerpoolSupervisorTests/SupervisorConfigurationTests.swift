@@ -28,7 +28,7 @@ struct SupervisorConfigurationTests {
         #expect(configuration.maxRequestsPerClient == 10_000)
         #expect(configuration.maxStreamsPerClient == 10_000)
         #expect(configuration.maxPendingPerShard == 10_000)
-        #expect(configuration.defaultWindow == 262_144)
+        #expect(configuration.defaultWindow == 1_048_576)
         #expect(configuration.maxWindow == 16_777_216)
         #expect(Self.fields(configuration.pool, prefix: "pool.") == Self.fields(PoolConfiguration(), prefix: "pool."))
         _ = try configuration.validated()
