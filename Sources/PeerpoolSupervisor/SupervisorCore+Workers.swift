@@ -142,10 +142,16 @@ extension SupervisorCore {
     /// Called every tick: a running worker silent for `hangTimeout` is killed as hung; a worker
     /// that has not said HELLO within `startTimeout` is killed as failed to start; a shard that
     /// has run cleanly for a whole `restartWindow` forgets its backoff level.
+    /// A running worker whose last heartbeat is older than `hangTimeout`.
+    func isSilent(_ shard: Shard, now: ContinuousClock.Instant) -> Bool {
+        guard shard.state == .running, let last = shard.lastHeartbeat else { return false }
+        return last + configuration.hangTimeout < now
+    }
+
     func checkHealth(_ shard: Shard, now: ContinuousClock.Instant) {
         switch shard.state {
         case .running:
-            if let last = shard.lastHeartbeat, last + configuration.hangTimeout < now, shard.killReason == nil {
+            if isSilent(shard, now: now), shard.killReason == nil {
                 shard.killReason = (WireError.Code.workerHung.rawValue, "worker (pid \(shard.process.map { String($0.pid) } ?? "?")) sent no heartbeat for \(configuration.hangTimeout); killed it with SIGKILL")
                 logger.error("shard \(shard.index): worker hung (no heartbeat for \(configuration.hangTimeout)); killing it")
                 shard.process?.signal(SIGKILL)

@@ -77,6 +77,7 @@ final class SupervisorCore: @unchecked Sendable {
     var drainDeadline: ContinuousClock.Instant?
     var stoppedHandlers: [() -> Void] = []
     var tickTimer: ZMQReactor.Timer?
+    var lastTick = ContinuousClock.now
 
     static let maxDataBody = 1_048_576
     static let maxFrame: Int64 = 16 * 1_048_576 + 64
@@ -241,7 +242,14 @@ final class SupervisorCore: @unchecked Sendable {
     /// Every 50 ms: hung and slow-starting workers, expired requests, the end of a drain.
     private func tick() {
         let now = ContinuousClock.now
-        for shard in shards { checkHealth(shard, now: now) }
+        // Judge workers only on a loop that has been keeping time: after a long stall of our own
+        // (a burst of work on this thread) the heartbeats are late because we did not read them.
+        let punctual = now - lastTick < configuration.hangTimeout / 4
+        lastTick = now
+        if punctual {
+            if shards.contains(where: { isSilent($0, now: now) }) { readBackend() }
+            for shard in shards { checkHealth(shard, now: ContinuousClock.now) }
+        }
         var expired: [UInt64] = []
         for (id, open) in opens where open.deadline <= now {
             // A worker enforces the deadline itself; the supervisor steps in a little later for

@@ -1,0 +1,914 @@
+import CZMQ
+import Foundation
+import Logging
+import NIOCore
+import PeerpoolIdentity
+import PeerpoolPool
+import PeerpoolSupervisor
+import PeerpoolTestSupport
+import PeerpoolWire
+import Synchronization
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// The fixtures of the supervisor's integration tests (SupervisorTests, SupervisorCrashTests,
+// SupervisorInputTests, SupervisorProcessTests): real worker processes, real `peerpool listen`
+// peers, real kills. Every wait here has a deadline, every loop a bound on its turns, and every
+// process started here is killed and reaped, also when a test fails half-way.
+
+/// Bounds shared by the integration tests. Generous: the CI machine has two loaded cores and
+/// runs debug builds; the tests assert on outcomes, never on speed.
+enum SupervisorFixture {
+    /// The longest anything that should happen may take (a worker to start, a request to be
+    /// answered, a process to exit).
+    static let deadline: Duration = .seconds(30)
+    /// How often a bounded polling loop looks again.
+    static let pollInterval: Duration = .milliseconds(20)
+    /// Set `PEERPOOL_TEST_LOG=1` to see the supervisor's and workers' logs on standard error.
+    static let verbose = ProcessInfo.processInfo.environment["PEERPOOL_TEST_LOG"] == "1"
+
+    static var logger: Logger {
+        if verbose {
+            var logger = Logger(label: "peerpool.supervisor.test", factory: { StreamLogHandler.standardError(label: $0) })
+            logger.logLevel = .debug
+            return logger
+        }
+        return Logger(label: "peerpool.supervisor.test", factory: { _ in SwiftLogNoOpLogHandler() })
+    }
+
+    /// `peerpool worker`, quiet unless `verbose`: the supervisor appends `--supervisor-pid`.
+    static var workerCommand: [String] {
+        [peerpoolExecutable.path, "worker", "--log-level", verbose ? "debug" : "critical"]
+    }
+
+    /// `count` fresh secret keys whose ID52s the shard map of `workers` workers gives to each of
+    /// `shards` (so `keys(on: [0, 0, 1], workers: 2)` is two keys of shard 0 and one of shard 1,
+    /// in that order). Bounded: rendezvous hashing spreads keys evenly, so this takes a few tries.
+    static func keys(on shards: [Int], workers: Int) throws -> [SecretKey] {
+        let map = ShardMap(workerCount: workers)
+        var keys: [SecretKey?] = Array(repeating: nil, count: shards.count)
+        for _ in 0..<(shards.count * workers * 200) {
+            let key = SecretKey.generate()
+            if let slot = shards.indices.first(where: { keys[$0] == nil && shards[$0] == map.worker(for: key.id52) }) {
+                keys[slot] = key
+            }
+            if !keys.contains(where: { $0 == nil }) { return keys.map { $0! } }
+        }
+        throw TestSupportError("could not find keys for shards \(shards) of \(workers) workers")
+    }
+
+    /// `count` fresh ID52s on `shard` of `workers` workers (peers nobody serves).
+    static func id52s(onShard shard: Int, count: Int, workers: Int) throws -> [ID52] {
+        try keys(on: Array(repeating: shard, count: count), workers: workers).map(\.id52)
+    }
+
+    /// Polls `condition` until it holds; throws, naming `what`, when `timeout` passes first.
+    /// For observing a change of process state (a pid, a worker's state), not for timing.
+    @discardableResult
+    static func waitForValue<T>(
+        _ what: @autoclosure () -> String, within timeout: Duration = deadline,
+        _ condition: () async throws -> T?
+    ) async throws -> T {
+        let clock = ContinuousClock()
+        let end = clock.now + timeout
+        for _ in 0..<1_000_000 {
+            if let value = try await condition() { return value }
+            guard clock.now < end else { break }
+            try await Task.sleep(for: pollInterval)
+        }
+        throw TestSupportError("waited \(timeout) for \(what())")
+    }
+
+    /// Polls until `condition` is true; throws when `timeout` passes first.
+    static func waitUntil(
+        _ what: @autoclosure () -> String, within timeout: Duration = deadline, _ condition: () async throws -> Bool
+    ) async throws {
+        try await waitForValue(what(), within: timeout) { () async throws -> Bool? in try await condition() ? true : nil }
+    }
+}
+
+// MARK: - Processes
+
+/// One process as seen at a moment: its pid and its start time (field 22 of /proc/<pid>/stat),
+/// so that a later check or kill never hits another process that reused the pid.
+struct ProcessIdentity: Hashable, Sendable, CustomStringConvertible {
+    let pid: Int32
+    /// nil when the pid named no process when this was made.
+    let startTime: String?
+
+    init(_ pid: Int32) {
+        self.pid = pid
+        startTime = ProcessTable.statFields(pid)?[19]
+    }
+
+    /// Still the same process, and neither a zombie nor dead: a killed process whose parent has
+    /// not reaped it yet counts as gone.
+    var isAlive: Bool {
+        guard let startTime, let fields = ProcessTable.statFields(pid), fields[19] == startTime else { return false }
+        return fields[0] != "Z" && fields[0] != "X"
+    }
+
+    var description: String { "pid \(pid)" }
+}
+
+/// Process-table facts from /proc, for pids that are not our children (we cannot wait for them).
+enum ProcessTable {
+    /// The fields of /proc/<pid>/stat after the command name: [0] is the state, [19] the start
+    /// time. nil if the process is gone.
+    static func statFields(_ pid: Int32) -> [String]? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ").map(String.init)
+        return fields.count > 19 ? fields : nil
+    }
+
+    /// Resident set size of `pid` in bytes (VmRSS of /proc/<pid>/status), nil if it is gone.
+    static func residentBytes(_ pid: Int32) -> Int? {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+        for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            if fields.count >= 2, let kilobytes = Int(fields[1]) { return kilobytes * 1024 }
+        }
+        return nil
+    }
+
+    /// Waits until none of `processes` is alive; SIGKILLs the ones still alive after `timeout`
+    /// and returns their pids (empty when all went on their own).
+    @discardableResult
+    static func waitUntilGone(_ processes: [ProcessIdentity], within timeout: Duration = SupervisorFixture.deadline) async -> [Int32] {
+        let gone = try? await SupervisorFixture.waitForValue("\(processes) to exit", within: timeout) { () -> Bool? in
+            processes.contains(where: \.isAlive) ? nil : true
+        }
+        if gone != nil { return [] }
+        let alive = processes.filter(\.isAlive)
+        for process in alive { kill(process.pid, SIGKILL) }
+        return alive.map(\.pid)
+    }
+}
+
+/// A private scratch directory with a short path (`/tmp/pp-XXXXXX`, mode 0700 from mkdtemp):
+/// short because ipc:// socket paths are limited to about 107 bytes. Serves as a supervisor's
+/// runtime directory and holds the test's key files, scripts and logs.
+struct ScratchDirectory: Sendable {
+    let path: String
+
+    init() throws {
+        var template = Array("/tmp/pp-XXXXXX".utf8CString)
+        guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+            throw TestSupportError("mkdtemp /tmp/pp-XXXXXX failed: \(String(cString: strerror(errno)))")
+        }
+        path = String(cString: made)
+    }
+
+    func file(_ name: String) -> String { "\(path)/\(name)" }
+
+    func remove() {
+        try? FileManager.default.removeItem(atPath: path)
+    }
+}
+
+/// A bounded queue of values from another thread, taken one at a time with a deadline. One
+/// consumer at a time.
+final class BoundedInbox<Value: Sendable>: Sendable {
+    private struct Waiter {
+        var id: UInt64
+        var continuation: CheckedContinuation<Value?, Never>
+        var timer: Task<Void, Never>?
+    }
+
+    private struct State {
+        var values: [Value] = []
+        var head = 0
+        var finished = false
+        var dropped = 0
+        var waiter: Waiter?
+        var nextID: UInt64 = 0
+    }
+
+    private let state = Mutex(State())
+    let capacity: Int
+
+    init(capacity: Int) {
+        self.capacity = capacity
+    }
+
+    /// Values dropped because the inbox was full: a test that sees any failed to keep up.
+    var dropped: Int { state.withLock { $0.dropped } }
+
+    func post(_ value: Value) {
+        let waiter = state.withLock { state -> Waiter? in
+            if let waiter = state.waiter {
+                state.waiter = nil
+                return waiter
+            }
+            if state.values.count - state.head < capacity {
+                state.values.append(value)
+            } else {
+                state.dropped += 1
+            }
+            return nil
+        }
+        waiter?.timer?.cancel()
+        waiter?.continuation.resume(returning: value)
+    }
+
+    /// No more values: a waiting and every later `next` gets nil once the queue is empty.
+    func finish() {
+        let waiter = state.withLock { state -> Waiter? in
+            state.finished = true
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.timer?.cancel()
+        waiter?.continuation.resume(returning: nil)
+    }
+
+    /// The next value; nil when none arrives within `timeout` or the inbox is finished.
+    func next(within timeout: Duration) async -> Value? {
+        await withCheckedContinuation { continuation in
+            let ready = state.withLock { state -> Value?? in
+                if state.head < state.values.count {
+                    let value = state.values[state.head]
+                    state.head += 1
+                    if state.head > 1024 && state.head * 2 > state.values.count {
+                        state.values.removeFirst(state.head)
+                        state.head = 0
+                    }
+                    return .some(value)
+                }
+                if state.finished { return .some(nil) }
+                precondition(state.waiter == nil, "BoundedInbox has one consumer at a time")
+                state.nextID += 1
+                let id = state.nextID
+                state.waiter = Waiter(id: id, continuation: continuation, timer: nil)
+                let timer = Task { [self] in
+                    try? await Task.sleep(for: timeout)
+                    guard !Task.isCancelled else { return }
+                    let expired = self.state.withLock { state -> Waiter? in
+                        guard state.waiter?.id == id else { return nil }
+                        defer { state.waiter = nil }
+                        return state.waiter
+                    }
+                    expired?.continuation.resume(returning: nil)
+                }
+                state.waiter?.timer = timer
+                return .none
+            }
+            if let ready { continuation.resume(returning: ready) }
+        }
+    }
+}
+
+/// A child process of the test: standard input held open (its end is a `--exit-on-stdin-eof`
+/// child's signal to leave), standard output read line by line into a bounded inbox, standard
+/// error to a file or inherited. Killed (SIGKILL) and reaped when this object goes, if still
+/// running.
+final class TestProcess: @unchecked Sendable {
+    let process = Process()
+    let pid: Int32
+    /// Standard output, one line per value, without the newline.
+    let lines = BoundedInbox<String>(capacity: 100_000)
+    private let input = Pipe()
+    private let exited = BoundedInbox<Int32>(capacity: 1)
+    private let exit = ExitRecord()
+
+    private final class ExitRecord: Sendable {
+        let status = Mutex<Int32?>(nil)
+    }
+
+    /// Starts `executable` with `arguments`. `standardError`: a file to append to, or nil to
+    /// inherit the test's.
+    init(_ executable: String, _ arguments: [String], standardError: String? = nil) throws {
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.standardInput = input
+        let output = Pipe()
+        process.standardOutput = output
+        if let standardError {
+            _ = FileManager.default.createFile(atPath: standardError, contents: nil)
+            process.standardError = FileHandle(forWritingAtPath: standardError)
+        }
+        let exited = exited
+        let exit = exit
+        process.terminationHandler = { process in
+            let status = process.terminationReason == .uncaughtSignal ? -process.terminationStatus : process.terminationStatus
+            exit.status.withLock { $0 = status }
+            exited.post(status)
+            exited.finish()
+        }
+        try process.run()
+        pid = process.processIdentifier
+        try? output.fileHandleForWriting.close()
+        let lines = lines
+        readLines(from: output.fileHandleForReading, limit: 1 << 20, line: { lines.post($0) }, atEnd: { lines.finish() })
+    }
+
+    /// `peerpool <arguments>`.
+    convenience init(peerpool arguments: [String], standardError: String? = nil) throws {
+        try self.init(peerpoolExecutable.path, arguments, standardError: standardError)
+    }
+
+    deinit {
+        if exit.status.withLock({ $0 }) == nil {
+            Glibc.kill(pid, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+
+    func signal(_ signal: Int32) {
+        guard exit.status.withLock({ $0 }) == nil else { return }
+        Glibc.kill(pid, signal)
+    }
+
+    func closeStandardInput() {
+        try? input.fileHandleForWriting.close()
+    }
+
+    /// Its exit status (a killing signal as its negative), once it exited; nil if it did not
+    /// within `timeout` (then it is killed, so it never outlives the test).
+    func waitForExit(within timeout: Duration) async -> Int32? {
+        if let status = exit.status.withLock({ $0 }) { return status }
+        if let status = await exited.next(within: timeout) { return status }
+        if let status = exit.status.withLock({ $0 }) { return status }
+        Glibc.kill(pid, SIGKILL)
+        _ = await exited.next(within: SupervisorFixture.deadline)
+        return nil
+    }
+
+    /// The next line of standard output, or nil after `timeout` or at its end.
+    func nextLine(within timeout: Duration = SupervisorFixture.deadline) async -> String? {
+        await lines.next(within: timeout)
+    }
+
+    /// SIGKILL if still running, and wait for the exit.
+    func kill() async {
+        signal(SIGKILL)
+        _ = await waitForExit(within: SupervisorFixture.deadline)
+    }
+}
+
+/// What a program run to its end left behind.
+struct ProgramOutput: Sendable, CustomStringConvertible {
+    var status: Int32?
+    var stdout: String
+    var stderr: String
+
+    var description: String {
+        "status \(status.map(String.init) ?? "none (killed at its deadline)"), stdout \(stdout.debugDescription), stderr \(stderr.debugDescription)"
+    }
+}
+
+/// Runs `executable arguments` to its end (killed after `timeout`), with empty standard input,
+/// collecting its output; blocking reads stay on threads of their own.
+func runProgram(_ executable: String, _ arguments: [String], timeout: Duration = SupervisorFixture.deadline) async throws -> ProgramOutput {
+    let directory = try ScratchDirectory()
+    defer { directory.remove() }
+    let errorFile = directory.file("stderr")
+    let child = try TestProcess(executable, arguments, standardError: errorFile)
+    child.closeStandardInput()
+    var stdout: [String] = []
+    let end = ContinuousClock.now + timeout
+    for _ in 0..<100_000 {
+        let remaining = end - .now
+        guard remaining > .zero, let line = await child.nextLine(within: remaining) else { break }
+        stdout.append(line)
+    }
+    let status = await child.waitForExit(within: max(end - .now, .seconds(1)))
+    let stderr = (try? String(contentsOfFile: errorFile, encoding: .utf8)) ?? ""
+    return ProgramOutput(status: status, stdout: stdout.map { $0 + "\n" }.joined(), stderr: stderr)
+}
+
+// MARK: - Peers
+
+/// `peerpool listen --exit-on-stdin-eof` serving the given identities (written as key files in a
+/// scratch directory) on a free loopback port: Ping, echo, source and sink.
+final class PeerListener: Sendable {
+    let child: TestProcess
+    let address: SocketAddress
+    let identities: [ID52]
+    private let directory: ScratchDirectory
+
+    init(keys: [SecretKey]) async throws {
+        let directory = try ScratchDirectory()
+        self.directory = directory
+        var arguments = ["listen", "--address", "127.0.0.1:0", "--exit-on-stdin-eof"]
+        for (index, key) in keys.enumerated() {
+            let file = directory.file("peer-\(index).private-key")
+            try key.save(toFile: file)
+            arguments += ["--key-file", file]
+        }
+        let child: TestProcess
+        do {
+            child = try TestProcess(peerpool: arguments)
+        } catch {
+            directory.remove()
+            throw error
+        }
+        self.child = child
+        var lines: [String] = []
+        let end = ContinuousClock.now + SupervisorFixture.deadline
+        while lines.count < keys.count + 1, end > .now, let line = await child.nextLine(within: end - .now) {
+            lines.append(line)
+        }
+        let fields = lines.first?.split(separator: " ") ?? []
+        guard fields.count == 4, fields[0] == "LISTENING", let port = Int(fields[2]), lines.count == keys.count + 1,
+              let address = try? SocketAddress(ipAddress: String(fields[1]), port: port) else {
+            await child.kill()
+            directory.remove()
+            throw TestSupportError("peerpool listen did not announce itself: \(lines.prefix(3))")
+        }
+        self.address = address
+        identities = lines.dropFirst().compactMap { try? ID52(parsing: $0) }
+        guard identities == keys.map(\.id52) else {
+            await child.kill()
+            directory.remove()
+            throw TestSupportError("peerpool listen serves \(identities), not the key files' \(keys.map(\.id52))")
+        }
+    }
+
+    /// `id52` at this listener's address.
+    func peer(_ id52: ID52) -> PeerAddress { PeerAddress(id52, at: address) }
+
+    /// `127.0.0.1:<port>`.
+    var hostPort: String { "\(address.ipAddress!):\(address.port!)" }
+
+    /// Ends its standard input (its signal to exit) and waits; kills it if it lingers.
+    func stop() async {
+        child.closeStandardInput()
+        _ = await child.waitForExit(within: .seconds(10))
+        directory.remove()
+    }
+
+    deinit { directory.remove() }
+}
+
+/// A UDP port on loopback that reads nothing and answers nothing: a peer that never responds, so
+/// requests to it stay in flight until the pool's connect timeout. Owns its socket.
+final class SilentPeer: Sendable {
+    let descriptor: Int32
+    let address: SocketAddress
+
+    init() throws {
+        let descriptor = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        guard descriptor >= 0 else { throw TestSupportError("socket: \(String(cString: strerror(errno)))") }
+        var bound = sockaddr_in()
+        bound.sin_family = sa_family_t(AF_INET)
+        bound.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ok = withUnsafeMutablePointer(to: &bound) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
+                bind(descriptor, address, length) == 0 && getsockname(descriptor, address, &length) == 0
+            }
+        }
+        guard ok else {
+            let error = String(cString: strerror(errno))
+            close(descriptor)
+            throw TestSupportError("binding a silent UDP socket: \(error)")
+        }
+        self.descriptor = descriptor
+        address = try SocketAddress(ipAddress: "127.0.0.1", port: Int(UInt16(bigEndian: bound.sin_port)))
+    }
+
+    func peer(_ id52: ID52) -> PeerAddress { PeerAddress(id52, at: address) }
+
+    var hostPort: String { "127.0.0.1:\(address.port!)" }
+
+    deinit { close(descriptor) }
+}
+
+// MARK: - An embedded supervisor
+
+/// A `Supervisor` in the test process with real `peerpool worker` processes, its runtime
+/// directory a fresh scratch directory, and a `SupervisorClient` connected to it.
+final class EmbeddedSupervisor: Sendable {
+    let supervisor: Supervisor
+    let client: SupervisorClient
+    let directory: ScratchDirectory
+    /// Every worker process seen, so that teardown can check that none outlives the supervisor.
+    private let seen = Mutex<Set<ProcessIdentity>>([])
+
+    private init(supervisor: Supervisor, client: SupervisorClient, directory: ScratchDirectory) {
+        self.supervisor = supervisor
+        self.client = client
+        self.directory = directory
+    }
+
+    /// The configuration the tests start from: `workers` workers, quick heartbeats, a 30 s
+    /// connect timeout (requests to a silent peer stay in flight), a short drain at teardown.
+    static func configuration(workers: Int, directory: ScratchDirectory) -> SupervisorConfiguration {
+        var configuration = SupervisorConfiguration()
+        configuration.workers = workers
+        configuration.runtimeDirectory = directory.path
+        configuration.workerCommand = SupervisorFixture.workerCommand
+        configuration.heartbeatInterval = .milliseconds(100)
+        configuration.hangTimeout = .seconds(5)
+        configuration.shutdownGracePeriod = .seconds(1)
+        configuration.defaultRequestTimeout = .seconds(30)
+        configuration.pool.connectTimeout = .seconds(30)
+        configuration.pool.ackTimeout = .seconds(30)
+        return configuration
+    }
+
+    /// Starts a supervisor in `directory` (a fresh one by default), waits until
+    /// `waitForWorkers` (default: all) of its workers run, and connects a client.
+    static func start(
+        workers: Int = 2, directory: ScratchDirectory? = nil, waitForWorkers: Bool = true,
+        client clientConfiguration: SupervisorClient.Configuration = .init(requestTimeout: .seconds(30)),
+        _ configure: (inout SupervisorConfiguration) throws -> Void = { _ in }
+    ) async throws -> EmbeddedSupervisor {
+        let directory = try directory ?? ScratchDirectory()
+        var configuration = configuration(workers: workers, directory: directory)
+        try configure(&configuration)
+        let supervisor = try Supervisor(configuration: configuration, identities: [SecretKey.generate()], logger: SupervisorFixture.logger)
+        let client: SupervisorClient
+        do {
+            try await supervisor.start()
+            client = try await supervisor.client(configuration: clientConfiguration)
+        } catch {
+            await supervisor.shutdown()
+            throw error
+        }
+        let embedded = EmbeddedSupervisor(supervisor: supervisor, client: client, directory: directory)
+        if waitForWorkers {
+            do { _ = try await embedded.runningPIDs() } catch {
+                await embedded.stop()
+                throw error
+            }
+        }
+        return embedded
+    }
+
+    /// Runs `body` with a started supervisor and stops it afterwards, whatever `body` did.
+    /// Runs `body` with a started supervisor and stops it afterwards, whatever `body` did. The
+    /// runtime directory is removed too, unless the caller passed it.
+    static func with<T>(
+        workers: Int = 2, directory: ScratchDirectory? = nil, waitForWorkers: Bool = true,
+        client clientConfiguration: SupervisorClient.Configuration = .init(requestTimeout: .seconds(30)),
+        _ configure: (inout SupervisorConfiguration) throws -> Void = { _ in },
+        _ body: (EmbeddedSupervisor) async throws -> T
+    ) async throws -> T {
+        let scratch = try directory ?? ScratchDirectory()
+        defer { if directory == nil { scratch.remove() } }
+        let embedded = try await start(
+            workers: workers, directory: scratch, waitForWorkers: waitForWorkers, client: clientConfiguration, configure)
+        let result: T
+        do {
+            result = try await body(embedded)
+        } catch {
+            await embedded.stop()
+            throw error
+        }
+        await embedded.stop()
+        return result
+    }
+
+    /// The workers' pids once every shard's worker runs (status `running` with a pid).
+    @discardableResult
+    func runningPIDs(within timeout: Duration = SupervisorFixture.deadline) async throws -> [Int32] {
+        try await SupervisorFixture.waitForValue("every worker to run", within: timeout) { () async -> [Int32]? in
+            let status = await supervisor.status()
+            let pids = status.workers.compactMap { $0.state == "running" ? $0.pid : nil }
+            return pids.count == status.workers.count ? remember(pids) : nil
+        }
+    }
+
+    /// Waits until shard `index` runs a worker other than `oldPID`; returns the new pid.
+    func replacementPID(shard index: Int, replacing oldPID: Int32, within timeout: Duration = SupervisorFixture.deadline) async throws -> Int32 {
+        try await SupervisorFixture.waitForValue("shard \(index) to run a worker other than pid \(oldPID)", within: timeout) { () async -> Int32? in
+            let worker = await supervisor.status().workers[index]
+            guard worker.state == "running", let pid = worker.pid, pid != oldPID else { return nil }
+            return remember([pid])[0]
+        }
+    }
+
+    private func remember(_ pids: [Int32]) -> [Int32] {
+        let processes = pids.map(ProcessIdentity.init)
+        seen.withLock { $0.formUnion(processes.filter { $0.startTime != nil }) }
+        return pids
+    }
+
+    /// Closes the client, shuts the supervisor down (bounded) and checks that no worker it ever
+    /// ran is still alive, killing any that is.
+    func stop() async {
+        let current = await supervisor.workerPIDs().compactMap { $0 }
+        _ = remember(current)
+        await client.close()
+        let supervisor = supervisor
+        let shutdown = Task<Void, any Error> { await supervisor.shutdown() }
+        let stopped = await completes(shutdown, within: SupervisorFixture.deadline)
+        #expect(stopped, "Supervisor.shutdown() did not return within \(SupervisorFixture.deadline)")
+        let processes = seen.withLock { Array($0) }
+        let survivors = await ProcessTable.waitUntilGone(processes, within: .seconds(10))
+        #expect(survivors.isEmpty, "worker pids \(survivors) outlived the supervisor's shutdown (killed now)")
+    }
+}
+
+// MARK: - A raw ZeroMQ client
+
+/// A bare DEALER connected to a supervisor's frontend, for what `SupervisorClient` never sends
+/// (garbage) and for exact byte counts (flow control). Its socket lives on a reactor thread of
+/// its own; what arrives is queued, bounded, for `next`.
+final class RawDealer: @unchecked Sendable {
+    struct Message: Sendable, CustomStringConvertible {
+        var frames: [[UInt8]]
+
+        var header: WireHeader? {
+            guard let first = frames.first else { return nil }
+            return try? first.withUnsafeBytes { bytes throws(WireError) in try WireHeader(decoding: bytes) }
+        }
+        var body: [UInt8]? { frames.count > 1 ? frames[1] : nil }
+        /// The code of an ERROR or ABORTED.
+        var error: WireError { WireError(jsonBody: body ?? []) }
+
+        var description: String {
+            guard let header else { return "\(frames.count) frames, header \(frames.first ?? [])" }
+            let detail = header.type == .error || header.type == .aborted ? " \(error)" : " body \(body?.count ?? 0) bytes"
+            return "\(header.type) id \(header.id)\(detail)"
+        }
+    }
+
+    private let reactor: ZMQReactor
+    private let context: ZMQContext
+    /// Reactor thread only.
+    private var socket: ZMQSocket?
+    let inbox = BoundedInbox<Message>(capacity: 100_000)
+
+    init(endpoint: String) throws {
+        context = try ZMQContext()
+        let socket = try ZMQSocket(context, .dealer)
+        // Unlimited queues: what the supervisor sends must arrive, so the test can count it.
+        try socket.setOption(ZMQ_RCVHWM, 0)
+        try socket.setOption(ZMQ_SNDHWM, 0)
+        try socket.connect(endpoint)
+        self.socket = socket
+        reactor = try ZMQReactor(name: "raw-dealer")
+        reactor.start { [self] in
+            if let socket = self.socket { reactor.watch(socket) { [unowned self] in receive() } }
+            reactor.onShutdown { [self] in
+                self.socket?.close()
+                self.socket = nil
+            }
+        }
+    }
+
+    private func receive() {
+        for _ in 0..<1000 {
+            guard let socket, let (frames, _) = try? socket.receive(maxParts: 8) else { return }
+            inbox.post(Message(frames: frames.map(\.bytes)))
+        }
+    }
+
+    /// Sends one multipart message of `frames`, as given.
+    func send(frames: [[UInt8]]) {
+        reactor.execute { [self] in
+            guard let socket else { return }
+            for (index, frame) in frames.enumerated() {
+                socket.send(frame, more: index < frames.count - 1)
+            }
+        }
+    }
+
+    func send(_ type: WireMessageType, id: UInt64, body: [UInt8]? = nil, version: UInt8 = WireVersion.current) {
+        send(frames: [WireHeader(type, id: id, version: version).bytes] + (body.map { [$0] } ?? []))
+    }
+
+    /// The next message, or nil after `timeout`.
+    func next(within timeout: Duration = SupervisorFixture.deadline) async -> Message? {
+        await inbox.next(within: timeout)
+    }
+
+    /// The next message that is not of a `skipping` type; it must be `type` for `id`.
+    func expect(
+        _ type: WireMessageType, id: UInt64, skipping: Set<WireMessageType> = [],
+        within timeout: Duration = SupervisorFixture.deadline
+    ) async throws -> Message {
+        let end = ContinuousClock.now + timeout
+        for _ in 0..<100_000 {
+            let remaining = end - .now
+            guard remaining > .zero, let message = await next(within: remaining) else { break }
+            if let header = message.header, skipping.contains(header.type) { continue }
+            guard let header = message.header, header.type == type, header.id == id else {
+                throw TestSupportError("expected \(type) for id \(id), got \(message)")
+            }
+            return message
+        }
+        throw TestSupportError("no \(type) for id \(id) within \(timeout)")
+    }
+
+    /// OPEN with `body` (a JSON object, as text) as request `id`; returns the stream id and
+    /// send window of its OPENED, or throws with the ERROR that came instead.
+    func open(id: UInt64, json: String) async throws -> (stream: UInt64, sendWindow: Int) {
+        send(.open, id: id, body: Array(json.utf8))
+        guard let message = await next() else { throw TestSupportError("no answer to OPEN \(id)") }
+        guard let header = message.header, header.id == id, header.type == .opened, let body = message.body, body.count == 16 else {
+            throw TestSupportError("OPEN \(id) was answered \(message)")
+        }
+        return body.withUnsafeBytes { (WireInteger.uint64($0), Int(WireInteger.uint32($0, at: 8))) }
+    }
+
+    func close() async {
+        reactor.stop()
+        await reactor.stopped()
+        context.terminate()
+    }
+}
+
+/// OPEN's JSON body for the raw client.
+func openJSON(remote: ID52, address: String?, protocol: String = #"{"Generic":"echo"}"#, extra: String? = nil, timeoutMilliseconds: Int = 30_000, window: Int? = nil) -> String {
+    var fields = [#""remote":"\#(remote)""#, #""protocol":\#(`protocol`)"#, #""timeout_ms":\#(timeoutMilliseconds)"#]
+    if let address { fields.append(#""address":"\#(address)""#) }
+    if let extra { fields.append(#""extra":"\#(extra)""#) }
+    if let window { fields.append(#""window":\#(window)"#) }
+    return "{" + fields.joined(separator: ",") + "}"
+}
+
+// MARK: - Streams through the supervisor
+
+extension SupervisorClient {
+    /// One echo round trip on a fresh stream to `peer`: sends `text`, finishes, returns what came
+    /// back.
+    func echo(_ text: String, to peer: PeerAddress, timeout: Duration? = nil) async throws -> String {
+        let stream = try await getStream(ProtocolHeader(.generic("echo")), to: peer, timeout: timeout)
+        try await stream.write(Array(text.utf8))
+        try await stream.finish()
+        return String(buffer: try await stream.readToEnd(limit: 1 << 20))
+    }
+}
+
+extension SupervisedStream {
+    /// Writes `text` and reads until as many bytes came back (an echo peer), leaving the stream
+    /// open; bounded by the stream's own failure modes and `limit` reads.
+    func echoLine(_ text: String, limit: Int = 10_000) async throws -> String {
+        try await write(Array(text.utf8))
+        var received = ByteBuffer()
+        for _ in 0..<limit {
+            guard received.readableBytes < text.utf8.count, var chunk = try await read() else { break }
+            received.writeBuffer(&chunk)
+        }
+        return String(buffer: received)
+    }
+}
+
+/// The WireError code a throwing call ended with ("succeeded" when it did not throw, the type's
+/// name for other errors), and the error's message.
+func outcome(_ body: () async throws -> Void) async -> (code: String, message: String) {
+    do {
+        try await body()
+        return ("succeeded", "")
+    } catch let error as WireError {
+        return (error.code.rawValue, error.message)
+    } catch {
+        return ("\(type(of: error))", "\(error)")
+    }
+}
+
+// MARK: - Waiting for tasks
+
+/// A one-way gate tasks wait at until the test opens it. Open it in a `defer`, so no task is
+/// left waiting when a test fails early.
+final class Gate: Sendable {
+    private let state = Mutex<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+    func open() {
+        let waiters = state.withLock { state in
+            state.open = true
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    func wait() async {
+        await withCheckedContinuation { continuation in
+            let open = state.withLock { state in
+                if !state.open { state.waiters.append(continuation) }
+                return state.open
+            }
+            if open { continuation.resume() }
+        }
+    }
+}
+
+/// A counter tasks bump, that the test polls.
+final class Counter: Sendable {
+    private let count = Atomic<Int>(0)
+
+    func increment() { count.add(1, ordering: .relaxed) }
+    var value: Int { count.load(ordering: .relaxed) }
+}
+
+/// `body`'s result, or a thrown error naming `what` when it takes longer than `timeout` (it is
+/// then cancelled).
+func within<T: Sendable>(_ timeout: Duration, _ what: String, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    let task = Task<T, any Error> { try await body() }
+    guard await completes(task, within: timeout) else {
+        task.cancel()
+        throw TestSupportError("\(what) did not finish within \(timeout)")
+    }
+    return try await task.value
+}
+
+/// The values of `tasks`, in order; throws (and cancels them) when they are not all done
+/// within `timeout`.
+func values<T: Sendable>(of tasks: [Task<T, Never>], within timeout: Duration, _ what: String) async throws -> [T] {
+    let all = Task<[T], any Error> {
+        var values: [T] = []
+        for task in tasks { values.append(await task.value) }
+        return values
+    }
+    guard await completes(all, within: timeout) else {
+        for task in tasks { task.cancel() }
+        throw TestSupportError("\(what) did not all finish within \(timeout)")
+    }
+    return try await all.value
+}
+
+/// How many times each value occurs, for readable failure messages.
+func tally(_ values: [String]) -> [String: Int] {
+    values.reduce(into: [:]) { $0[$1, default: 0] += 1 }
+}
+
+// MARK: - `peerpool serve` as a child
+
+/// `peerpool serve --workers N --runtime-dir <scratch>` with a YAML file of test settings, once it
+/// printed `SERVING <endpoint> <n>` and its identity. Its log (and its workers') goes to
+/// `serve.log` in the scratch directory. Killed and reaped when this object goes, if still
+/// running.
+final class ServeProcess: Sendable {
+    let child: TestProcess
+    let directory: ScratchDirectory
+    let endpoint: String
+    let identity: ID52
+
+    /// `yaml` is appended to the test defaults (quick heartbeats, a 30 s connect timeout).
+    init(workers: Int, yaml: String = "") async throws {
+        let directory = try ScratchDirectory()
+        self.directory = directory
+        let configuration = directory.file("peerpool.yaml")
+        let text = """
+            heartbeat_interval: 0.1
+            default_request_timeout: 30
+            pool:
+              connect_timeout: 30
+              ack_timeout: 30
+
+            """ + yaml
+        do {
+            try text.write(toFile: configuration, atomically: false, encoding: .utf8)
+            child = try TestProcess(
+                peerpool: [
+                    "serve", "--workers", "\(workers)", "--runtime-dir", directory.path, "--config", configuration,
+                    "--log-level", SupervisorFixture.verbose ? "debug" : "warning",
+                ],
+                standardError: directory.file("serve.log"))
+        } catch {
+            directory.remove()
+            throw error
+        }
+        let serving = await child.nextLine()
+        let identity = await child.nextLine()
+        let fields = serving?.split(separator: " ") ?? []
+        guard fields.count == 3, fields[0] == "SERVING", fields[2] == "\(workers)", let identity,
+              let id52 = try? ID52(parsing: identity) else {
+            await child.kill()
+            let log = (try? String(contentsOfFile: directory.file("serve.log"), encoding: .utf8)) ?? ""
+            directory.remove()
+            throw TestSupportError("peerpool serve did not announce itself: \(serving ?? "nothing"), \(identity ?? "nothing"); log: \(log.suffix(2000))")
+        }
+        endpoint = String(fields[1])
+        self.identity = id52
+    }
+
+    /// What it and its workers logged so far (the end of it).
+    var log: String {
+        String(((try? String(contentsOfFile: directory.file("serve.log"), encoding: .utf8)) ?? "").suffix(4000))
+    }
+
+    /// A client, once every worker runs; returns it with the workers' pids (see
+    /// `ProcessIdentity` to check on them later).
+    func connect(configuration: SupervisorClient.Configuration = .init(requestTimeout: .seconds(30))) async throws -> (SupervisorClient, [Int32]) {
+        let client = try await SupervisorClient.connect(to: endpoint, configuration: configuration)
+        do {
+            let pids = try await SupervisorFixture.waitForValue("peerpool serve's workers to run") { () async throws -> [Int32]? in
+                let status = try await client.status()
+                let pids = status.workers.compactMap { $0.state == "running" ? $0.pid : nil }
+                return pids.count == status.workers.count ? pids : nil
+            }
+            return (client, pids)
+        } catch {
+            await client.close()
+            throw error
+        }
+    }
+
+    /// SIGKILL if still running, reap it, and remove the scratch directory.
+    func kill() async {
+        await child.kill()
+        directory.remove()
+    }
+
+    deinit { directory.remove() }
+}
