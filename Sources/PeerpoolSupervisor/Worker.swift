@@ -71,9 +71,15 @@ public final class Worker: Service, Sendable {
 
     private func serve(on group: MultiThreadedEventLoopGroup) async throws {
         // Any address family's peers are reachable from a wildcard socket; nobody dials in.
+        // QUIC keep-alive: a client may hold a stream without reading or writing for longer than
+        // the idle timeout (a slow consumer, a quiet protocol); without PINGs the connection, and
+        // every other client's stream on it, would die of idle timeout. The pool still closes
+        // connections with no requests and no streams after its own idle periods.
+        var quic = QUICConfiguration()
+        quic.keepAliveInterval = quic.idleTimeout / 3
         let endpoint = try await QUICEndpoint.bind(
             host: "0.0.0.0", port: 0, identities: identities, acceptIncoming: false,
-            eventLoopGroup: group, logger: logger)
+            configuration: quic, eventLoopGroup: group, logger: logger)
         let pool = PeerPool(endpoint: endpoint, resolver: resolver, configuration: settings.poolConfiguration, logger: logger)
         let context: ZMQContext
         let core: WorkerCore

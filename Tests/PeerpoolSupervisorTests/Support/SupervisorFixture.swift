@@ -452,7 +452,8 @@ final class SilentPeer: Sendable {
     let address: SocketAddress
 
     init() throws {
-        let descriptor = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        // Close-on-exec: a child spawned meanwhile (a worker, a listener) must not hold it.
+        let descriptor = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard descriptor >= 0 else { throw TestSupportError("socket: \(String(cString: strerror(errno)))") }
         var bound = sockaddr_in()
         bound.sin_family = sa_family_t(AF_INET)
