@@ -33,7 +33,11 @@ public struct QUICConfiguration: Sendable {
     public var maxStreamReceiveWindow: Int = 16 * 1024 * 1024
     /// Initial connection receive window. Default: 1 MiB.
     public var initialConnectionReceiveWindow: Int = 1024 * 1024
-    /// Upper bound of the connection receive window. Default: 24 MiB.
+    /// Upper bound of the connection receive window, and the bytes buffered unread across a
+    /// connection's streams beyond which connection credit waits for the application to read.
+    /// Below it, connection credit returns as bytes arrive (stream credit only as they are
+    /// read), so a stream left unread cannot starve the connection's other streams. So at most
+    /// about twice this many bytes wait unread per connection. Default: 24 MiB.
     public var maxConnectionReceiveWindow: Int = 24 * 1024 * 1024
 
     /// Bytes a stream holds for sending (written but not yet acknowledged) before `write`

@@ -16,9 +16,45 @@ extension QUICConnectionCore {
             }
             return
         }
-        if bytes.count > 0 { stream.received.writeBytes(bytes) }
+        if bytes.count > 0 {
+            stream.received.writeBytes(bytes)
+            unreadBytes += bytes.count
+            withheldConnectionCredit += bytes.count
+            returnConnectionCredit()
+        }
         if fin { stream.receivedFin = true }
         wakeReader(stream)
+    }
+
+    /// Gives connection-level credit (MAX_DATA) back to ngtcp2 for bytes that arrived, as long
+    /// as the bytes buffered unread on the whole connection stay within
+    /// `maxConnectionReceiveWindow`; beyond that, only as the application reads.
+    ///
+    /// Stream-level credit (MAX_STREAM_DATA) is still given back only as the application reads,
+    /// so each stream's buffer stays bounded by its window. Giving connection credit back only on
+    /// read, too, let one unread stream hold the connection hostage: its unread bytes (up to its
+    /// auto-tuned window, 16 MiB) stay counted against the connection window (24 MiB at most, 1
+    /// MiB at first), and ngtcp2 0.12 sends MAX_DATA only once the credit returned since the last
+    /// one exceeds half the window. With more than half the window unread on one stream, reading
+    /// every other stream could never return enough: the sender, out of connection credit, sent
+    /// nothing more on any stream until the connection died of idle timeout
+    /// (TwoStreamFlowControlTests). Bytes buffered unread per connection are now bounded by
+    /// `maxConnectionReceiveWindow` plus the connection window in flight.
+    func returnConnectionCredit() {
+        let keep = max(0, unreadBytes - configuration.maxConnectionReceiveWindow)
+        guard withheldConnectionCredit > keep else { return }
+        if let conn { ngtcp2_conn_extend_max_offset(conn, UInt64(withheldConnectionCredit - keep)) }
+        withheldConnectionCredit = keep
+    }
+
+    /// Drops the bytes of `stream` that nobody will read, giving their credit back.
+    func discardReceived(_ stream: StreamState) {
+        let pending = stream.received.readableBytes
+        guard pending > 0 else { return }
+        stream.received.clear()
+        if let conn { _ = ngtcp2_conn_extend_max_stream_offset(conn, stream.id, UInt64(pending)) }
+        unreadBytes -= pending
+        returnConnectionCredit()
     }
 
     func acknowledged(_ id: Int64, _ count: Int) {
@@ -148,14 +184,17 @@ extension QUICConnectionCore {
         }
     }
 
-    /// Hands the application everything received so far and extends flow-control credit by as
-    /// much, so the peer may send more.
+    /// Hands the application everything received so far and extends stream credit by as much
+    /// (and connection credit if any was withheld: `returnConnectionCredit`), so the peer may
+    /// send more.
     private func takeReceived(_ stream: StreamState) -> ByteBuffer {
         let out = stream.received
         stream.received = endpoint.allocator.buffer(capacity: 0)
-        if let conn, out.readableBytes > 0 {
+        guard out.readableBytes > 0 else { return out }
+        unreadBytes -= out.readableBytes
+        returnConnectionCredit()
+        if let conn {
             _ = ngtcp2_conn_extend_max_stream_offset(conn, stream.id, UInt64(out.readableBytes))
-            ngtcp2_conn_extend_max_offset(conn, UInt64(out.readableBytes))
             scheduleWrite()
         }
         return out
@@ -365,12 +404,7 @@ extension QUICConnectionCore {
     func stopSending(_ id: Int64, code: UInt64) {
         guard let stream = streams[id], let conn, !stream.readStopped else { return }
         stream.readStopped = true
-        let pending = stream.received.readableBytes
-        stream.received.clear()
-        if pending > 0 {
-            _ = ngtcp2_conn_extend_max_stream_offset(conn, id, UInt64(pending))
-            ngtcp2_conn_extend_max_offset(conn, UInt64(pending))
-        }
+        discardReceived(stream)
         _ = ngtcp2_conn_shutdown_stream_read(conn, id, code)
         scheduleWrite()
     }
@@ -381,6 +415,8 @@ extension QUICConnectionCore {
     func release(_ id: Int64) {
         guard let stream = streams[id] else { return }
         stream.handleReleased = true
+        // Nobody can read what is buffered any more: its connection credit must not stay lost.
+        discardReceived(stream)
         if let conn, !stream.transportClosed {
             let finishedWriting = stream.finSent || stream.finQueued || stream.locallyReset
             let finishedReading = stream.receivedFin || stream.resetByPeer != nil || stream.readStopped

@@ -74,6 +74,12 @@ actor QUICConnectionCore {
     var openWaiters: [(id: UInt64, continuation: CheckedContinuation<Void, Error>)] = []
     var nextWaiterID: UInt64 = 0
 
+    // Connection-level receive credit (see `returnConnectionCredit`).
+    /// Bytes buffered in `StreamState.received` across all streams, not yet read.
+    var unreadBytes = 0
+    /// Of those, bytes whose connection-level credit has not been given back to ngtcp2.
+    var withheldConnectionCredit = 0
+
     // Timer and write scheduling.
     var timer: Scheduled<Void>?
     var timerDeadline: UInt64 = .max

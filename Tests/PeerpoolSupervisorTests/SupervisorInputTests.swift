@@ -308,12 +308,9 @@ struct SupervisorInputTests {
         #expect(try await dealer.expect(.aborted, id: raw, skipping: [.data, .credit, .finish]).error.code == .unknownStream)
     }
 
-    @Test(.disabled("""
-        bug (PeerpoolQUIC/PeerpoolPool, not the supervisor): of two source streams on one QUIC \
-        connection, the one left unread while the other moves 8 MiB delivers what it had buffered \
-        (0.6-1 MiB), then nothing, until the connection dies of idle timeout 30 s later; \
-        under CPU load (the whole suite, or two busy loops) in 7 of 8 runs
-        """))
+    /// Two streams to one peer, both left unread, then read one after the other: once, the
+    /// unread one held the connection's credit and both stalled until the idle timeout.
+    @Test
     func twoSlowStreamsToOnePeer_bothResume() async throws {
         let keys = try SupervisorFixture.keys(on: [0], workers: 1)
         let peer = keys[0].id52

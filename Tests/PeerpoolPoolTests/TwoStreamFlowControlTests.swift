@@ -1,0 +1,89 @@
+import Foundation
+import NIOCore
+import PeerpoolPool
+import PeerpoolQUIC
+import Synchronization
+import Testing
+
+/// Two bulk streams from one peer on one QUIC connection: one left unread while the other moves
+/// megabytes must resume as soon as it is read again. It used to stall (every run, with or
+/// without load): once B stopped being read, its unread bytes (its auto-tuned window, ~16 MiB)
+/// held more than half the connection window, so reading A never returned enough connection
+/// credit for ngtcp2 to send MAX_DATA, and the sender sent nothing more on any stream
+/// (`QUICConnectionCore.returnConnectionCredit`).
+@Suite(.timeLimit(.minutes(2)))
+struct TwoStreamFlowControlTests {
+    @Test(arguments: [false, true])
+    func streamLeftUnreadWhileTheOtherMoves8MiB_resumes(underLoad: Bool) async throws {
+        let load = underLoad ? BusyLoad(threads: 2, atMost: .seconds(60)) : nil
+        defer { load?.stop() }
+        let listener = try await ListenProcess()
+        defer { listener.kill() }
+        let pool = try await makePool(quic: quicConfiguration { $0.idleTimeout = .seconds(30) })
+        defer { Task { await pool.shutdown() } }
+        let peer = listener.peer()
+        let header = ProtocolHeader(.generic("source"), extra: "\(1 << 30)")
+        let a = try await pool.getStream(header, to: peer)
+        let b = try await pool.getStream(header, to: peer)
+        try await a.finish()
+        try await b.finish()
+
+        // A: 256 KiB, then left alone. B: 8 MiB meanwhile. Then A again: 8 MiB more.
+        let first = try await Self.read(a, atLeast: 256 << 10, within: .seconds(10), "A's first 256 KiB")
+        let moved = try await Self.read(b, atLeast: 8 << 20, within: .seconds(20), "8 MiB on B while A is not read")
+        let resumed: Int
+        do {
+            resumed = try await Self.read(a, atLeast: 8 << 20, within: .seconds(10), "8 MiB on A once it is read again")
+        } catch {
+            // Diagnosis: does reading B again release A?
+            let more = (try? await Self.read(b, atLeast: 16 << 20, within: .seconds(5), "B again")) ?? -1
+            let after = (try? await Self.read(a, atLeast: 1 << 20, within: .seconds(5), "A after B")) ?? -1
+            Issue.record("\(error); then B gave \(more) more bytes and A \(after)")
+            return
+        }
+        #expect(first >= 256 << 10)
+        #expect(moved >= 8 << 20)
+        #expect(resumed >= 8 << 20)
+        await a.reset(code: 0)
+        await b.reset(code: 0)
+        await a.stopSending(code: 0)
+        await b.stopSending(code: 0)
+    }
+
+    /// Reads until `count` bytes came, within `timeout`; throws (saying how far it got) otherwise.
+    private static func read(_ stream: PeerStream, atLeast count: Int, within timeout: Duration, _ what: String) async throws -> Int {
+        let progress = Atomic<Int>(0)
+        do {
+            return try await withTimeout(timeout) {
+                for _ in 0..<10_000_000 {
+                    guard progress.load(ordering: .relaxed) < count, let chunk = try await stream.read() else { break }
+                    progress.add(chunk.readableBytes, ordering: .relaxed)
+                }
+                return progress.load(ordering: .relaxed)
+            }
+        } catch let error as PoolError where error.code == .ackTimeout {
+            throw PoolError(.ackTimeout, "\(what): only \(progress.load(ordering: .relaxed)) bytes in \(timeout)")
+        }
+    }
+}
+
+/// Threads that spin to load the CPU, until stopped or `atMost` passed.
+final class BusyLoad: Sendable {
+    private let stopped = Atomic<Bool>(false)
+
+    init(threads: Int, atMost limit: Duration) {
+        let deadline = ContinuousClock.now + limit
+        for _ in 0..<threads {
+            let thread = Thread { [self] in
+                var x: UInt64 = 1
+                while !self.stopped.load(ordering: .relaxed) && ContinuousClock.now < deadline {
+                    for _ in 0..<100_000 { x = x &* 6364136223846793005 &+ 1 }
+                }
+                if x == 42 { print("") }
+            }
+            thread.start()
+        }
+    }
+
+    func stop() { stopped.store(true, ordering: .relaxed) }
+}
