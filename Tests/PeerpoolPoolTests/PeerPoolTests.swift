@@ -34,10 +34,10 @@ struct PeerPoolTests {
     }
 
     @Test func peerDown_everyWaiterFailsWithConnectError_thenNextRequestSucceedsWhenBack() async throws {
-        // Reserve a port, then leave it closed.
+        // The peer is down: nothing answers on its port. The port stays held by a silent socket
+        // until the peer comes back, so no other process (the suite runs many) can take it.
         let reserved = try await silentSocket()
         let port = reserved.localAddress!.port!
-        try await reserved.close()
         let key = SecretKey.generate()
         let address = PeerAddress(key.id52, at: try SocketAddress(ipAddress: "127.0.0.1", port: port))
         let pool = try await makePool(poolConfiguration { $0.connectTimeout = .seconds(3) })
@@ -62,6 +62,7 @@ struct PeerPoolTests {
         #expect(clock.now - start < .seconds(3) + .seconds(5), "waiters must fail near the connect timeout, not hang")
 
         // The peer comes back on that port: the next request connects afresh.
+        try await reserved.close()
         let endpoint = try await QUICEndpoint.bind(host: "127.0.0.1", port: port, identities: [key], configuration: quicConfiguration())
         let acceptor = StreamAcceptor(endpoint: endpoint, configuration: AcceptorConfiguration(protocols: [.generic("echo")]), handler: echo)
         let serving = Task { try await acceptor.run() }
