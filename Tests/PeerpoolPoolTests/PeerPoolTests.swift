@@ -34,8 +34,7 @@ struct PeerPoolTests {
     }
 
     @Test func peerDown_everyWaiterFailsWithConnectError_thenNextRequestSucceedsWhenBack() async throws {
-        // The peer is down: nothing answers on its port. The port stays held by a silent socket
-        // until the peer comes back, so no other process (the suite runs many) can take it.
+        // The peer is down: nothing answers at its address.
         let reserved = try await silentSocket()
         let port = reserved.localAddress!.port!
         let key = SecretKey.generate()
@@ -61,13 +60,14 @@ struct PeerPoolTests {
         #expect(errors.allSatisfy { ($0 as? PoolError)?.code == .connectFailed })
         #expect(clock.now - start < .seconds(3) + .seconds(5), "waiters must fail near the connect timeout, not hang")
 
-        // The peer comes back on that port: the next request connects afresh.
+        // The peer comes back (at a fresh port: rebinding the old one raced other processes of
+        // the suite binding ephemeral ports): the next request for it connects afresh.
         try await reserved.close()
-        let endpoint = try await QUICEndpoint.bind(host: "127.0.0.1", port: port, identities: [key], configuration: quicConfiguration())
+        let endpoint = try await QUICEndpoint.bind(host: "127.0.0.1", port: 0, identities: [key], configuration: quicConfiguration())
         let acceptor = StreamAcceptor(endpoint: endpoint, configuration: AcceptorConfiguration(protocols: [.generic("echo")]), handler: echo)
         let serving = Task { try await acceptor.run() }
         defer { serving.cancel(); Task { await endpoint.close() } }
-        #expect(try await echoRoundTrip(pool, address, "back") == "back")
+        #expect(try await echoRoundTrip(pool, PeerAddress(key.id52, at: endpoint.localAddress), "back") == "back")
     }
 
     @Test func silentPeer_waitersFailWithinConnectTimeout() async throws {
