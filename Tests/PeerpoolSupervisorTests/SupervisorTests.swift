@@ -47,6 +47,33 @@ struct SupervisorTests {
         #expect(!workers.contains { $0.isAlive }, "workers \(workers.filter { $0.isAlive }) outlived shutdown")
     }
 
+    /// The secret keys reach workers on their standard input only: not on a command line, not in
+    /// an environment, not in a file of the runtime directory (which is 0700).
+    @Test func secretKeys_areNotOnCommandLinesEnvironmentsOrFiles() async throws {
+        try await EmbeddedSupervisor.with(workers: 2) { embedded in
+            let seeds = embedded.supervisor.identities.map(\.hexSeed)
+            #expect(!seeds.isEmpty)
+            let pids = try await embedded.runningPIDs()
+            for pid in pids {
+                for part in ["cmdline", "environ"] {
+                    let bytes = try Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/\(part)"))
+                    let text = String(decoding: bytes.map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self).lowercased()
+                    if part == "cmdline" { #expect(text.contains(" worker ") && text.contains(" --supervisor-pid "), "not a worker's command line: \(text)") }
+                    for seed in seeds { #expect(!text.contains(seed), "worker \(pid)'s \(part) holds a secret key") }
+                }
+            }
+            let directory = embedded.supervisor.runtimeDirectory.path
+            var info = stat()
+            #expect(stat(directory, &info) == 0)
+            #expect(info.st_mode & 0o777 == 0o700)
+            for name in try FileManager.default.contentsOfDirectory(atPath: directory) {
+                guard let bytes = FileManager.default.contents(atPath: "\(directory)/\(name)") else { continue }
+                let text = String(decoding: bytes, as: UTF8.self).lowercased()
+                for seed in seeds { #expect(!text.contains(seed), "\(name) in the runtime directory holds a secret key") }
+            }
+        }
+    }
+
     @Test func echo_ofTwoMegabytes_throughTheSupervisor_arrivesIntact() async throws {
         let keys = try SupervisorFixture.keys(on: [0], workers: 1)
         let listener = try await PeerListener(keys: keys)

@@ -542,7 +542,6 @@ final class EmbeddedSupervisor: Sendable {
         return embedded
     }
 
-    /// Runs `body` with a started supervisor and stops it afterwards, whatever `body` did.
     /// Runs `body` with a started supervisor and stops it afterwards, whatever `body` did. The
     /// runtime directory is removed too, unless the caller passed it.
     static func with<T>(
