@@ -1,5 +1,5 @@
 // Linux process calls Swift cannot import: `syscall` and `prctl` are variadic, and Swift's Glibc
-// module is built without _GNU_SOURCE, which hides pipe2.
+// module is built without _GNU_SOURCE, which hides pipe2 and posix_spawn's closefrom action.
 #ifndef PEERPOOL_CLINUXPROCESS_SHIM_H
 #define PEERPOOL_CLINUXPROCESS_SHIM_H
 
@@ -10,6 +10,7 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <signal.h>
+#include <spawn.h>
 #include <unistd.h>
 
 /// A file descriptor that becomes readable when process `pid` exits (Linux 5.3+), or -1 with
@@ -27,6 +28,13 @@ static inline int pp_set_parent_death_signal(int signal) {
 /// thread in between cannot inherit them.
 static inline int pp_pipe_cloexec(int fds[_Nonnull 2]) {
     return pipe2(fds, O_CLOEXEC);
+}
+
+/// Adds "close every descriptor from `lowest` up" to a posix_spawn file-action list (glibc
+/// 2.34+, a GNU extension): the child inherits only what the actions set up, whatever the parent
+/// forgot to mark close-on-exec (an embedding application's pipes, Foundation's Process pipes).
+static inline int pp_spawn_close_from(posix_spawn_file_actions_t *_Nonnull actions, int lowest) {
+    return posix_spawn_file_actions_addclosefrom_np(actions, lowest);
 }
 
 #endif

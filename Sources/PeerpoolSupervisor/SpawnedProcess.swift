@@ -211,6 +211,11 @@ final class SpawnedProcess {
         defer { posix_spawn_file_actions_destroy(&actions) }
         // dup2 clears close-on-exec on the new fd 0; the original read end closes on exec.
         posix_spawn_file_actions_adddup2(&actions, standardInput, 0)
+        // Nothing else crosses over: descriptors this process did not mark close-on-exec (an
+        // embedding application's, Foundation Process pipes of other threads) would otherwise
+        // live on in every worker, and a pipe held open there never reaches its end for its
+        // reader (a test hung exactly so).
+        pp_spawn_close_from(&actions, 3)
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)

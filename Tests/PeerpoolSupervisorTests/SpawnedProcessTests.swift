@@ -244,6 +244,28 @@ struct SpawnedProcessTests {
         #expect(error.description.contains("4242"))
     }
 
+    /// A pipe the parent forgot to mark close-on-exec (as Foundation's Process pipes are) must not
+    /// live on in the child: its reader would never see the end.
+    @Test func descriptorsWithoutCloseOnExec_doNotReachTheChild() throws {
+        var ends: [Int32] = [-1, -1]
+        #expect(pipe(&ends) == 0)
+        defer { close(ends[0]) }
+        let child = try SpawnedProcess.spawn(executable: "/bin/sh", arguments: ["-c", Self.drainThenExit(0)], standardInput: [])
+        defer {
+            child.signal(SIGKILL)
+            _ = Self.waitForExit(child, within: .seconds(10))
+            child.close()
+        }
+        close(ends[1])
+        // The end of the pipe (readable, read returns 0) arrives at once, since no process holds
+        // the write end any more; the child still runs, waiting on its standard input.
+        let ended = Self.waitForExit(descriptor: ends[0], within: .seconds(5))
+        #expect(ended, "the child holds the parent's pipe")
+        var byte: UInt8 = 0
+        if ended { #expect(read(ends[0], &byte, 1) == 0) }
+        #expect(child.reap() == nil)
+    }
+
     // MARK: Helpers
 
     /// `sleep 100` (exec'd, so the pid is the sleep itself), with an empty standard input.
