@@ -1,11 +1,11 @@
 // Linux process calls Swift cannot import: `syscall` and `prctl` are variadic, and Swift's Glibc
 // module is built without _GNU_SOURCE, which hides pipe2 and posix_spawn's closefrom action.
+// Defining _GNU_SOURCE here instead would change glibc's struct definitions (fd_set) under this
+// module and clash with the other modules' in a clean build, so the two GNU functions are
+// declared below, exactly as glibc 2.36 declares them.
 #ifndef PEERPOOL_CLINUXPROCESS_SHIM_H
 #define PEERPOOL_CLINUXPROCESS_SHIM_H
 
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
 #include <fcntl.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -23,6 +23,9 @@ static inline int pp_pidfd_open(pid_t pid) {
 static inline int pp_set_parent_death_signal(int signal) {
     return prctl(PR_SET_PDEATHSIG, (unsigned long)signal, 0, 0, 0);
 }
+
+extern int pipe2(int __pipedes[2], int __flags);
+extern int posix_spawn_file_actions_addclosefrom_np(posix_spawn_file_actions_t *, int __from);
 
 /// pipe2(2) with O_CLOEXEC: both ends close on exec, atomically, so a child spawned by another
 /// thread in between cannot inherit them.
