@@ -36,12 +36,15 @@ enum SupervisorFixture {
             logger.logLevel = .debug
             return logger
         }
-        return Logger(label: "peerpool.supervisor.test", factory: { _ in SwiftLogNoOpLogHandler() })
+        // The supervisor passes its level on to its workers (`--log-level`): quiet them too.
+        var logger = Logger(label: "peerpool.supervisor.test", factory: { _ in SwiftLogNoOpLogHandler() })
+        logger.logLevel = .critical
+        return logger
     }
 
-    /// `peerpool worker`, quiet unless `verbose`: the supervisor appends `--supervisor-pid`.
+    /// `peerpool worker`; the supervisor appends `--supervisor-pid` and its own `--log-level`.
     static var workerCommand: [String] {
-        [peerpoolExecutable.path, "worker", "--log-level", verbose ? "debug" : "critical"]
+        [peerpoolExecutable.path, "worker"]
     }
 
     /// `count` fresh secret keys whose ID52s the shard map of `workers` workers gives to each of
