@@ -281,7 +281,7 @@ extension QUICConnectionCore {
             if written == ngtcp2_ssize(NGTCP2_ERR_STREAM_SHUT_WR) {
                 peerStoppedStream(stream)
             } else if probe.readableBytes > 0 {
-                endpoint.channel.write(AddressedEnvelope(remoteAddress: remoteAddress, data: probe), promise: nil)
+                endpoint.channel.write(AddressedEnvelope(remoteAddress: wireAddress, data: probe), promise: nil)
             }
         }
     }
@@ -301,11 +301,11 @@ extension QUICConnectionCore {
             let metadata = packets > 1
                 ? AddressedEnvelope<ByteBuffer>.Metadata(ecnState: .transportNotCapable, packetInfo: nil, segmentSize: segmentSize)
                 : nil
-            channel.write(AddressedEnvelope(remoteAddress: remoteAddress, data: batch, metadata: metadata), promise: nil)
+            channel.write(AddressedEnvelope(remoteAddress: wireAddress, data: batch, metadata: metadata), promise: nil)
         } else {
             while batch.readableBytes > 0 {
                 let packet = batch.readSlice(length: min(segmentSize, batch.readableBytes))!
-                channel.write(AddressedEnvelope(remoteAddress: remoteAddress, data: packet), promise: nil)
+                channel.write(AddressedEnvelope(remoteAddress: wireAddress, data: packet), promise: nil)
             }
         }
         batch.clear()
@@ -334,10 +334,10 @@ extension QUICConnectionCore {
             case .tlsAlert:
                 ngtcp2_connection_close_error_set_transport_error_tls_alert(&error, ngtcp2_conn_get_tls_alert(conn), nil, 0)
             case .transport(let code):
-                ngtcp2_connection_close_error_set_transport_error(&error, code, nil, 0)
+                ngtcp2_connection_close_error_set_transport_error(&error, QUICErrorCodeRange.clamped(code), nil, 0)
             case .application(let code, let text):
                 reasonBytes = Array(text.utf8.prefix(256))
-                ngtcp2_connection_close_error_set_application_error(&error, code, nil, 0)
+                ngtcp2_connection_close_error_set_application_error(&error, QUICErrorCodeRange.clamped(code), nil, 0)
             case .library(let rv):
                 ngtcp2_connection_close_error_set_transport_error_liberr(&error, rv, nil, 0)
             }
@@ -354,7 +354,7 @@ extension QUICConnectionCore {
                 }
             }
             if packet.readableBytes > 0 {
-                endpoint.channel.writeAndFlush(AddressedEnvelope(remoteAddress: remoteAddress, data: packet), promise: nil)
+                endpoint.channel.writeAndFlush(AddressedEnvelope(remoteAddress: wireAddress, data: packet), promise: nil)
             }
         }
         timer?.cancel()

@@ -395,7 +395,7 @@ extension QUICConnectionCore {
         stream.locallyReset = true
         stream.send.discard()
         dequeueSend(stream)
-        _ = ngtcp2_conn_shutdown_stream_write(conn, id, code)
+        _ = ngtcp2_conn_shutdown_stream_write(conn, id, QUICErrorCodeRange.clamped(code))
         wakeWriters(stream, throwing: QUICError(.streamClosed, "stream \(id) was reset"))
         scheduleWrite()
     }
@@ -405,7 +405,7 @@ extension QUICConnectionCore {
         guard let stream = streams[id], let conn, !stream.readStopped else { return }
         stream.readStopped = true
         discardReceived(stream)
-        _ = ngtcp2_conn_shutdown_stream_read(conn, id, code)
+        _ = ngtcp2_conn_shutdown_stream_read(conn, id, QUICErrorCodeRange.clamped(code))
         scheduleWrite()
     }
 

@@ -41,6 +41,8 @@ actor QUICConnectionCore {
     static let vecCapacity = 16
 
     nonisolated let remoteAddress: SocketAddress
+    /// `remoteAddress` as the socket needs it (IPv4-mapped on a dual-stack socket).
+    nonisolated let wireAddress: SocketAddress
 
     // Identities.
     /// The identity we present: chosen by the caller (client) or by SNI (server).
@@ -97,6 +99,7 @@ actor QUICConnectionCore {
         self.configuration = configuration
         self.isServer = isServer
         self.remoteAddress = remoteAddress
+        self.wireAddress = endpoint.addressing.wire(remoteAddress)
         self.localIdentity = localIdentity
         self.expectedPeer = expectedPeer
         self.logger = logger

@@ -31,6 +31,12 @@ public final class QUICEndpoint: Sendable {
     }
 
     /// Binds a UDP socket (IPv4 or IPv6, port 0 for any) and starts serving it.
+    ///
+    /// A socket bound to an IPv6 address (`"::"`) is dual-stack: it also reaches IPv4 peers
+    /// (`isDualStack`). One bound to an IPv4 address reaches IPv4 peers only; connecting to an
+    /// IPv6 address from it fails with `address_unreachable`, as does any address the kernel
+    /// would refuse to send to (broadcast, multicast, no route). Such a failure is that one
+    /// call's: the socket and its other connections carry on.
     public static func bind(
         host: String,
         port: Int,
@@ -53,9 +59,20 @@ public final class QUICEndpoint: Sendable {
             .channelOption(
                 .recvAllocator,
                 value: FixedSizeRecvByteBufferAllocator(capacity: receiveOffload ? 8 * 65_536 : 32 * 2048))
+        var bootstrapFamily = bootstrap
+        if host.contains(":") {
+            // Before bind, the only time Linux lets it change: one socket for both families.
+            bootstrapFamily = bootstrap.channelOption(ChannelOptions.Types.SocketOption(level: .ipv6, name: .ipv6_v6only), value: 0)
+        }
         let channel: any Channel
+        var dualStack = false
         do {
-            channel = try await bootstrap.bind(host: host, port: port).get()
+            channel = try await bootstrapFamily.bind(host: host, port: port).get()
+            if channel.localAddress?.protocol == .inet6 {
+                // IPv4 peers are reached as ::ffff:a.b.c.d; a host may forbid it (bindv6only).
+                let v6only = try? await channel.getOption(ChannelOptions.Types.SocketOption(level: .ipv6, name: .ipv6_v6only)).get()
+                dualStack = v6only == 0
+            }
             if receiveOffload {
                 try await channel.setOption(.datagramReceiveOffload, value: true).get()
                 try await channel.setOption(.datagramReceiveSegmentSize, value: true).get()
@@ -68,11 +85,15 @@ public final class QUICEndpoint: Sendable {
             throw QUICError(.bind, "UDP socket \(host):\(port) has no local address")
         }
         let core = QUICEndpointCore(
-            channel: channel, localAddress: localAddress, tls: tls, configuration: configuration,
+            channel: channel, localAddress: localAddress, dualStack: dualStack, tls: tls, configuration: configuration,
             segmentationOffload: offload, acceptsConnections: acceptIncoming, incoming: continuation, logger: logger)
         try await channel.eventLoop.submit {
             try channel.pipeline.syncOperations.addHandler(QUICEndpointHandler(core: core))
         }.get()
+        channel.closeFuture.whenComplete { _ in
+            // One turn later: SwiftNIO reports the error that closed the channel after the close.
+            channel.eventLoop.execute { core.assumeIsolated { $0.socketClosed() } }
+        }
         return QUICEndpoint(
             core: core, localAddress: localAddress, identities: identities.map(\.id52), incoming: stream)
     }
@@ -90,6 +111,18 @@ public final class QUICEndpoint: Sendable {
         await core.close(code: code)
         try? await core.channel.closeFuture.get()
     }
+
+    /// Calls `body` with the cause if the socket ever closes without `close(code:)` (SwiftNIO
+    /// closes a datagram channel on a send error it cannot recover from). Every connection has
+    /// already failed with that cause by then, and new connects fail with `endpoint_closed`:
+    /// a process that serves only this endpoint should exit and be restarted.
+    public func whenClosedOnItsOwn(_ body: @escaping @Sendable (String) -> Void) {
+        let core = self.core
+        core.eventLoop.execute { core.assumeIsolated { $0.whenClosedOnItsOwn(body) } }
+    }
+
+    /// Whether the socket carries IPv4 as well as IPv6 (bound to an IPv6 address, IPV6_V6ONLY off).
+    public var isDualStack: Bool { core.addressing.dualStack }
 
     /// Connections open or handshaking on this socket.
     public var connectionCount: Int {
@@ -123,6 +156,8 @@ final class QUICEndpointHandler: ChannelInboundHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         // ICMP errors (ECONNREFUSED from a closed peer port) arrive here; QUIC's own timers decide
-        // what they mean, so the socket stays open.
+        // what they mean, so the socket stays open. If SwiftNIO closes the channel after this
+        // error (it does for most send errors), the endpoint reports it as the cause.
+        core.assumeIsolated { $0.socketFailed(error) }
     }
 }

@@ -15,6 +15,8 @@ actor QUICEndpointCore {
     nonisolated let channel: any Channel
     nonisolated let allocator: ByteBufferAllocator
     nonisolated let localAddress: SocketAddress
+    /// Which addresses the socket can send to, and the IPv4-mapped form on a dual-stack socket.
+    nonisolated let addressing: UDPAddressing
     let tls: TLSContext
     let configuration: QUICConfiguration
     let logger: Logger
@@ -26,6 +28,11 @@ actor QUICEndpointCore {
     private var connections: Set<ObjectIdentifier> = []
     private var closed = false
     private let incoming: AsyncStream<QUICConnection>.Continuation
+    /// Why the socket closed without `close(code:)`: the last error the channel reported.
+    private var socketError: (any Error)?
+    /// The last IPv4-mapped source seen on a dual-stack socket and its plain IPv4 form: one
+    /// peer's packets arrive in runs, so this saves building the same address per datagram.
+    private var lastMapped: (wire: SocketAddress, logical: SocketAddress)?
 
     /// Connections that received packets in the current read batch and owe an answer.
     private var pendingWrites: [QUICConnectionCore] = []
@@ -34,14 +41,15 @@ actor QUICEndpointCore {
     private(set) var channelWritable = true
 
     init(
-        channel: any Channel, localAddress: SocketAddress, tls: TLSContext, configuration: QUICConfiguration,
-        segmentationOffload: Bool, acceptsConnections: Bool, incoming: AsyncStream<QUICConnection>.Continuation,
-        logger: Logger
+        channel: any Channel, localAddress: SocketAddress, dualStack: Bool, tls: TLSContext,
+        configuration: QUICConfiguration, segmentationOffload: Bool, acceptsConnections: Bool,
+        incoming: AsyncStream<QUICConnection>.Continuation, logger: Logger
     ) {
         self.eventLoop = channel.eventLoop
         self.channel = channel
         self.allocator = channel.allocator
         self.localAddress = localAddress
+        self.addressing = UDPAddressing(localAddress: localAddress, dualStack: dualStack)
         self.tls = tls
         self.configuration = configuration
         self.segmentationOffload = segmentationOffload
@@ -56,14 +64,24 @@ actor QUICEndpointCore {
     func receive(_ envelope: AddressedEnvelope<ByteBuffer>) {
         guard !closed else { return }
         let segment = envelope.metadata?.segmentSize ?? envelope.data.readableBytes
+        let remote = logical(envelope.remoteAddress)
         envelope.data.withUnsafeReadableBytes { all in
             var offset = 0
             while offset < all.count {
                 let length = min(segment > 0 ? segment : all.count, all.count - offset)
-                receiveDatagram(UnsafeRawBufferPointer(rebasing: all[offset..<(offset + length)]), from: envelope.remoteAddress)
+                receiveDatagram(UnsafeRawBufferPointer(rebasing: all[offset..<(offset + length)]), from: remote)
                 offset += length
             }
         }
+    }
+
+    /// The plain IPv4 form of an IPv4-mapped source on a dual-stack socket.
+    private func logical(_ remote: SocketAddress) -> SocketAddress {
+        guard addressing.dualStack, case .v6 = remote else { return remote }
+        if let lastMapped, lastMapped.wire == remote { return lastMapped.logical }
+        let plain = addressing.logical(remote)
+        lastMapped = (remote, plain)
+        return plain
     }
 
     private func receiveDatagram(_ datagram: UnsafeRawBufferPointer, from remote: SocketAddress) {
@@ -141,7 +159,7 @@ actor QUICEndpointCore {
     // MARK: Connections
 
     func connect(to peer: ID52, at address: SocketAddress, as identity: ID52?) async throws -> QUICConnection {
-        guard !closed else { throw QUICError(.endpointClosed, "QUIC endpoint is closed") }
+        guard !closed else { throw QUICError(.endpointClosed, closedCause ?? "QUIC endpoint is closed") }
         let local: TLSIdentity
         if let identity {
             guard let found = tls.identities[identity] else {
@@ -159,6 +177,10 @@ actor QUICEndpointCore {
         guard connections.count < configuration.maxConnections else {
             throw QUICError(.limitReached, "QUIC endpoint holds \(connections.count) connections, its limit")
         }
+        // Before anything is sent: an address the socket cannot send to must fail this request,
+        // not close the socket under every other connection.
+        let address = addressing.logical(address)
+        try addressing.checkSendable(address)
         let connection = try startClient(to: peer, at: address, as: local)
         return try await connection.handshake()
     }
@@ -210,20 +232,50 @@ actor QUICEndpointCore {
 
     var connectionCount: Int { connections.count }
 
+    /// The channel reported an error; if it closes next, this is why.
+    func socketFailed(_ error: any Error) {
+        socketError = error
+    }
+
+    /// The socket closed under us (SwiftNIO closes a datagram channel on most send errors): every
+    /// connection ends with the cause, and new connects fail with `endpoint_closed`.
+    func socketClosed() {
+        guard !closed else { return }
+        let cause = socketError.map { "\($0)" } ?? "SwiftNIO closed it, most likely after a send the kernel refused"
+        logger.error("QUIC endpoint's UDP socket closed", metadata: ["local": "\(localAddress)", "error": "\(cause)"])
+        let why = "the UDP socket \(addressing.localDescription) closed: \(cause)"
+        closedCause = why
+        let observers = closedObservers
+        shutDown(reason: .error(why), closeWith: nil)
+        for observer in observers { observer(why) }
+    }
+
+    /// Why the endpoint closed on its own, if it did.
+    private(set) var closedCause: String?
+    private var closedObservers: [@Sendable (String) -> Void] = []
+
+    /// Calls `body` with the cause once the socket closed on its own (at once if it did).
+    func whenClosedOnItsOwn(_ body: @escaping @Sendable (String) -> Void) {
+        if let closedCause { body(closedCause) } else if !closed { closedObservers.append(body) }
+    }
+
     /// Closes every connection with `code`, then the socket.
     func close(code: UInt64) {
+        shutDown(reason: .endpointClosed, closeWith: .application(code, "endpoint closed"))
+    }
+
+    private func shutDown(reason: QUICCloseReason, closeWith: QUICConnectionCore.CloseFrame?) {
         guard !closed else { return }
         closed = true
         var unique: [ObjectIdentifier: QUICConnectionCore] = [:]
         for connection in routes.values { unique[ObjectIdentifier(connection)] = connection }
         for connection in unique.values {
-            connection.assumeIsolated {
-                $0.terminate(.endpointClosed, closeWith: .application(code, "endpoint closed"))
-            }
+            connection.assumeIsolated { $0.terminate(reason, closeWith: closeWith) }
         }
         routes = [:]
         connections = []
         incoming.finish()
+        closedObservers = []
         channel.close(promise: nil)
     }
 }

@@ -29,6 +29,9 @@ public struct QUICError: Error, CustomStringConvertible, Equatable, Sendable {
         public static let streamClosed = Code("stream_closed")
         /// More bytes arrived than the caller allowed.
         public static let tooMuchData = Code("too_much_data")
+        /// The endpoint's socket cannot send to the address (wrong family, broadcast, multicast,
+        /// no route); the message names the address and the kernel's answer.
+        public static let addressUnreachable = Code("address_unreachable")
         /// The endpoint is closed.
         public static let endpointClosed = Code("endpoint_closed")
         /// A connection or stream limit was reached.
