@@ -4,15 +4,31 @@ import NIOCore
 /// Bytes of one stream that the application wrote and the peer has not yet acknowledged.
 ///
 /// ngtcp2 does not copy stream data: it keeps pointers into the buffers we hand it and reads them
-/// again to retransmit, until `acked_stream_data_offset` says the peer has them. So each chunk
-/// keeps its `ByteBuffer` (and with it the storage) alive, and `base` points into that storage.
-/// The buffer is never mutated while held, so the storage cannot move; copy-on-write protects it
-/// from the application's own copy. Chunks leave only when fully acknowledged.
+/// again to retransmit, until `acked_stream_data_offset` says the peer has them. A pointer from
+/// `withUnsafeReadableBytes` must not outlive its closure, so each chunk takes its pointer from
+/// `withUnsafeReadableBytesWithStorageManagement`, which hands out the storage itself: the chunk
+/// retains that storage (`PinnedBytes`), and the pointer stays valid until the chunk is freed.
+/// The storage is never written through while pinned. Chunks leave only when fully acknowledged.
 struct SendBuffer {
-    private struct Chunk {
-        let buffer: ByteBuffer
+    /// Owns one retain of a ByteBuffer's storage, released in deinit; `base` points into it.
+    private final class PinnedBytes {
         let base: UnsafeRawPointer
         let count: Int
+        private let storage: Unmanaged<AnyObject>
+
+        init(_ buffer: ByteBuffer) {
+            (base, count, storage) = buffer.withUnsafeReadableBytesWithStorageManagement { bytes, storage in
+                (UnsafeRawPointer(bytes.baseAddress!), bytes.count, storage.retain())
+            }
+        }
+
+        deinit { storage.release() }
+    }
+
+    private struct Chunk {
+        let pinned: PinnedBytes
+        var base: UnsafeRawPointer { pinned.base }
+        var count: Int { pinned.count }
     }
 
     private var chunks = CircularBuffer<Chunk>(initialCapacity: 8)
@@ -30,8 +46,7 @@ struct SendBuffer {
     mutating func append(_ buffer: ByteBuffer) {
         let count = buffer.readableBytes
         guard count > 0 else { return }
-        let base = buffer.withUnsafeReadableBytes { UnsafeRawPointer($0.baseAddress!) }
-        chunks.append(Chunk(buffer: buffer, base: base, count: count))
+        chunks.append(Chunk(pinned: PinnedBytes(buffer)))
         bufferedBytes += count
         unsentBytes += count
     }
