@@ -232,6 +232,8 @@ actor ConnectionManager {
                 outcome = .success(connected)
             } catch let error as PoolError {
                 outcome = .failure(error)
+            } catch let error as QUICError where error.code == .addressUnreachable {
+                outcome = .failure(PoolError(.addressUnreachable, peer: remote, "\(remote): \(error.message)"))
             } catch {
                 outcome = .failure(PoolError(.connectFailed, peer: remote, "could not connect to \(remote): \(error)"))
             }

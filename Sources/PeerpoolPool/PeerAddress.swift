@@ -33,13 +33,18 @@ public struct PeerAddress: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// Reads `host:port` with an IP literal host (IPv6 in brackets, `[::1]:4433`); nil if it is
-    /// not one. Host names are not resolved.
+    /// not one, or an IPv6 literal without brackets. Host names are not resolved.
     public static func socketAddress(hostPort: some StringProtocol) -> SocketAddress? {
         guard let colon = hostPort.lastIndex(of: ":"), let port = Int(hostPort[hostPort.index(after: colon)...]),
             (1...65_535).contains(port)
         else { return nil }
         var host = hostPort[..<colon]
-        if host.hasPrefix("[") && host.hasSuffix("]") { host = host.dropFirst().dropLast() }
+        if host.hasPrefix("[") && host.hasSuffix("]") {
+            host = host.dropFirst().dropLast()
+        } else if host.contains(":") {
+            // `::1:80` could be [::1]:80 or [::0.1.0.80] with no port: IPv6 takes brackets.
+            return nil
+        }
         return try? SocketAddress(ipAddress: String(host), port: port)
     }
 

@@ -23,6 +23,10 @@ public struct PoolError: Error, CustomStringConvertible, Equatable, Sendable {
         public static let shutDown = Code("shut_down")
         /// The address given is not `ID52` or `ID52@host:port`.
         public static let badAddress = Code("bad_address")
+        /// The endpoint's socket cannot send to the peer's address (IPv6 on an IPv4 socket,
+        /// broadcast, multicast, no route). Only this request fails; the message names the
+        /// address and the kernel's answer.
+        public static let addressUnreachable = Code("address_unreachable")
         /// The local identity asked for is not on the endpoint.
         public static let noIdentity = Code("no_identity")
     }
