@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import NIOCore
 import NIOPosix
@@ -70,16 +73,33 @@ public final class Worker: Service, Sendable {
     }
 
     private func serve(on group: MultiThreadedEventLoopGroup) async throws {
-        // Any address family's peers are reachable from a wildcard socket; nobody dials in.
+        // Nobody dials in: the socket only carries the connections this worker makes.
         // QUIC keep-alive: a client may hold a stream without reading or writing for longer than
         // the idle timeout (a slow consumer, a quiet protocol); without PINGs the connection, and
         // every other client's stream on it, would die of idle timeout. The pool still closes
         // connections with no requests and no streams after its own idle periods.
         var quic = QUICConfiguration()
         quic.keepAliveInterval = quic.idleTimeout / 3
-        let endpoint = try await QUICEndpoint.bind(
-            host: "0.0.0.0", port: 0, identities: identities, acceptIncoming: false,
-            configuration: quic, eventLoopGroup: group, logger: logger)
+        let endpoint: QUICEndpoint
+        do {
+            // Dual-stack: one socket reaches IPv6 and IPv4 peers (docs/wire-protocol.md, `address`).
+            endpoint = try await QUICEndpoint.bind(
+                host: "::", port: 0, identities: identities, acceptIncoming: false,
+                configuration: quic, eventLoopGroup: group, logger: logger)
+        } catch {
+            // A host with IPv6 disabled: IPv4 only; IPv6 addresses fail with address_unreachable.
+            logger.warning("no IPv6 socket, serving IPv4 peers only", metadata: ["error": "\(error)"])
+            endpoint = try await QUICEndpoint.bind(
+                host: "0.0.0.0", port: 0, identities: identities, acceptIncoming: false,
+                configuration: quic, eventLoopGroup: group, logger: logger)
+        }
+        // A worker whose socket died can serve nobody: exit so the supervisor restarts the shard
+        // (and fails what it held) instead of heartbeating with a dead socket.
+        let deathLogger = logger
+        endpoint.whenClosedOnItsOwn { cause in
+            deathLogger.critical("worker's QUIC socket closed; exiting for a restart", metadata: ["error": "\(cause)"])
+            exit(70)
+        }
         let pool = PeerPool(endpoint: endpoint, resolver: resolver, configuration: settings.poolConfiguration, logger: logger)
         let context: ZMQContext
         let core: WorkerCore
