@@ -16,6 +16,11 @@ public indirect enum JSONValue: Hashable, Sendable, CustomStringConvertible {
 
     /// Parses one JSON value (a whole line; surrounding whitespace allowed).
     public init(parsing text: String) throws {
+        // Foundation skips a leading byte-order mark; fastn-net's serde_json refuses it, and a
+        // header one side accepts and the other refuses would split the network.
+        if text.unicodeScalars.first == "\u{FEFF}" {
+            throw StreamProtocolError(.malformedHeader, "header starts with a byte-order mark (U+FEFF), which JSON does not allow")
+        }
         do {
             self = try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
         } catch {
