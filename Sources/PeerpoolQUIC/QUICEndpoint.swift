@@ -46,6 +46,7 @@ public final class QUICEndpoint: Sendable {
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger = Logger(label: "peerpool.quic", factory: { _ in SwiftLogNoOpLogHandler() })
     ) async throws -> QUICEndpoint {
+        try configuration.validate()
         let tls = try TLSContext(identities: identities, alpn: configuration.alpn)
         let (stream, continuation) = AsyncStream<QUICConnection>.makeStream(
             bufferingPolicy: .bufferingOldest(configuration.acceptBacklog))

@@ -29,6 +29,8 @@ public struct QUICError: Error, CustomStringConvertible, Equatable, Sendable {
         public static let streamClosed = Code("stream_closed")
         /// More bytes arrived than the caller allowed.
         public static let tooMuchData = Code("too_much_data")
+        /// A `QUICConfiguration` value is out of its range; the message names it and the range.
+        public static let invalidConfiguration = Code("invalid_configuration")
         /// The endpoint's socket cannot send to the address (wrong family, broadcast, multicast,
         /// no route); the message names the address and the kernel's answer.
         public static let addressUnreachable = Code("address_unreachable")

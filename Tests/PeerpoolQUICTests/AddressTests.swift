@@ -121,3 +121,33 @@ struct AddressTests {
         return try? SocketAddress(ipAddress: String(host), port: port)
     }
 }
+
+/// Configuration values that would trap converting to ngtcp2's types, or break QUIC's rules, are
+/// refused at bind with the setting's name.
+@Suite struct ConfigurationValidationTests {
+    static let bad: [(String, @Sendable (inout QUICConfiguration) -> Void)] = [
+        ("maxConcurrentBidirectionalStreams", { $0.maxConcurrentBidirectionalStreams = -1 }),
+        ("initialStreamReceiveWindow", { $0.initialStreamReceiveWindow = -5 }),
+        ("maxStreamReceiveWindow", { $0.maxStreamReceiveWindow = 1 }),
+        ("maxUDPPayloadSize", { $0.maxUDPPayloadSize = 1000 }),
+        ("idleTimeout", { $0.idleTimeout = .seconds(-1) }),
+        ("keepAliveInterval", { $0.keepAliveInterval = .zero }),
+        ("alpn", { $0.alpn = "" }),
+        ("socketBufferSize", { $0.socketBufferSize = -1 }),
+    ]
+
+    @Test(arguments: 0..<bad.count)
+    func outOfRangeValue_isRefusedAtBind_namingIt(_ index: Int) async throws {
+        let (name, change) = Self.bad[index]
+        var configuration = QUICConfiguration()
+        change(&configuration)
+        let error = await #expect(throws: QUICError.self) {
+            let endpoint = try await QUICEndpoint.bind(
+                host: "127.0.0.1", port: 0, identities: [SecretKey.generate()], configuration: configuration)
+            await endpoint.close()
+        }
+        #expect(error?.code == .invalidConfiguration)
+        #expect(error?.message.contains(name) == true, "\(String(describing: error))")
+        #expect(throws: Never.self) { try QUICConfiguration().validate() }
+    }
+}
