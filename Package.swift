@@ -9,7 +9,9 @@
 //   PeerpoolPool           fastn's stream protocol, getStream over pooled connections, the accepting side
 //   PeerpoolWire           the versioned ZeroMQ wire protocol: frames, codes, sockets on their own thread
 //   PeerpoolSupervisor     worker processes, sharding, crash isolation, the client of a supervisor
+//   PeerpoolCommandSupport what the command and the benchmarks share
 //   peerpool               the command-line tool
+//   PeerpoolBenchmarks     `peerpool-bench`: benchmarks beside their anchors, not shipped in the command
 import PackageDescription
 
 let package = Package(
@@ -17,6 +19,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "peerpool", targets: ["peerpool"]),
+        .executable(name: "peerpool-bench", targets: ["PeerpoolBenchmarks"]),
         .library(name: "PeerpoolIdentity", targets: ["PeerpoolIdentity"]),
         .library(name: "PeerpoolQUIC", targets: ["PeerpoolQUIC"]),
         .library(name: "PeerpoolPool", targets: ["PeerpoolPool"]),
@@ -102,6 +105,15 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
+        // What the command and the benchmarks share: clean-exit requests, a silent UDP peer.
+        .target(
+            name: "PeerpoolCommandSupport",
+            dependencies: [
+                "PeerpoolQUIC", "PeerpoolIdentity",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
         .executableTarget(
             name: "peerpool",
             dependencies: [
@@ -110,9 +122,27 @@ let package = Package(
                 "PeerpoolPool",
                 "PeerpoolWire",
                 "PeerpoolSupervisor",
+                "PeerpoolCommandSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        // `peerpool-bench`: benchmarks with their anchors, outside the shipped command.
+        .executableTarget(
+            name: "PeerpoolBenchmarks",
+            dependencies: [
+                "PeerpoolIdentity",
+                "PeerpoolQUIC",
+                "PeerpoolPool",
+                "PeerpoolWire",
+                "PeerpoolSupervisor",
+                "PeerpoolCommandSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]

@@ -6,8 +6,8 @@ import PeerpoolQUIC
 /// The one connection between a local identity and a remote one: created on demand, shared by
 /// every concurrent request, pinged while idle, closed after a minute without use.
 ///
-/// Requests on an established connection open their streams concurrently (unless
-/// `oneRequestAtATime`). When the connection fails, every request waiting on it fails with an
+/// Requests on an established connection open their streams concurrently (fastn-net's
+/// reference opens one at a time; `peerpool-bench pool --opens` compares the two). When the connection fails, every request waiting on it fails with an
 /// error naming the cause, and the next request connects again. Streams already handed out are
 /// left to their owners.
 actor ConnectionManager {
@@ -31,9 +31,6 @@ actor ConnectionManager {
     private var openStreams = 0
     private var lastUsed = ContinuousClock.now
     private var idleTask: Task<Void, Never>?
-    /// `oneRequestAtATime`: the request holding the turn, and those waiting for it.
-    private var turnTaken = false
-    private var turnWaiters: [CheckedContinuation<Void, Never>] = []
     private var closed = false
 
     init(local: ID52, remote: ID52, endpoint: QUICEndpoint, resolver: any AddressResolver,
@@ -68,8 +65,6 @@ actor ConnectionManager {
             if isIdle { releaseIdleWaiters() }
         }
         let connection = try await connected(address: address)
-        if configuration.oneRequestAtATime { await takeTurn() }
-        defer { if configuration.oneRequestAtATime { endTurn() } }
 
         openStreams += 1
         let lease = StreamLease(manager: self)
@@ -353,20 +348,6 @@ actor ConnectionManager {
         closed = true
         idleTask?.cancel()
         if let connection { await connection.close(code: configuration.closeCode, reason: "pool shut down") }
-    }
-
-    // MARK: One request at a time (benchmark comparison only)
-
-    private func takeTurn() async {
-        if !turnTaken {
-            turnTaken = true
-            return
-        }
-        await withCheckedContinuation { turnWaiters.append($0) }
-    }
-
-    private func endTurn() {
-        if turnWaiters.isEmpty { turnTaken = false } else { turnWaiters.removeFirst().resume() }
     }
 }
 

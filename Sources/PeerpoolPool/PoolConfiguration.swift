@@ -17,9 +17,6 @@ public struct PoolConfiguration: Sendable {
     public var maxWaitersPerPeer: Int = 2_048
     /// Application code used to close connections at shutdown or when idle. Default: 0.
     public var closeCode: UInt64 = 0
-    /// Serialize stream opens per connection, as fastn-net's reference does. Only for
-    /// comparing throughput in benchmarks. Default: false.
-    public var oneRequestAtATime: Bool = false
 
     public init() {}
 }

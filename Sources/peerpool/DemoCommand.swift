@@ -1,3 +1,4 @@
+import PeerpoolCommandSupport
 import ArgumentParser
 import Foundation
 import Logging
@@ -38,12 +39,12 @@ struct DemoCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let executable = BenchTransportOurs.currentExecutable
+        let executable = ChildProcess.currentExecutable
         let clock = ContinuousClock()
         say("1. peers", "starting `peerpool listen` with \(peers) identities (each one a peer) on 127.0.0.1")
-        let listener = try await BenchPoolListener.start(executable: executable, identities: peers)
+        let listener = try await ListenerProcess.start(executable: executable, identities: peers)
         defer { Task { await listener.stop(grace: .seconds(2)) } }
-        let peerAddress = DemoCommand.hostPort(listener.address)
+        let peerAddress = HostPort.format(listener.address)
         say("", "peers listen at \(peerAddress)")
 
         let runtime = try DemoRuntimeDirectory()
@@ -154,11 +155,6 @@ struct DemoCommand: AsyncParsableCommand {
     private func ms(_ duration: Duration) -> String {
         let value = Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
         return String(format: "%.1f ms", value)
-    }
-
-    static func hostPort(_ address: SocketAddress) -> String {
-        guard let ip = address.ipAddress, let port = address.port else { return "\(address)" }
-        return address.protocol == .inet6 ? "[\(ip)]:\(port)" : "\(ip):\(port)"
     }
 
     /// `count` fresh ID52s that the shard map gives to `shard`.

@@ -1,3 +1,4 @@
+import PeerpoolCommandSupport
 import ArgumentParser
 import Foundation
 import Logging
@@ -53,7 +54,7 @@ struct ListenCommand: AsyncParsableCommand {
     static let connectionHeadroom = 1024
 
     func validate() throws {
-        _ = try BenchPeerCommand.parseAddress(address)
+        _ = try HostPort.parse(address)
         if let identities {
             guard identities >= 1 else { throw ValidationError("--identities must be at least 1") }
             guard identities >= keyFiles.count else {
@@ -63,7 +64,7 @@ struct ListenCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let (host, port) = try BenchPeerCommand.parseAddress(address)
+        let (host, port) = try HostPort.parse(address)
         let keys = try loadIdentities()
         let logger = makeLogger()
 

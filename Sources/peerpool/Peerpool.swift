@@ -7,7 +7,7 @@ struct Peerpool: AsyncParsableCommand {
         commandName: "peerpool",
         abstract: "Authenticated QUIC connections to many peers, named by ID52.",
         subcommands: [
-            DemoCommand.self, ServeCommand.self, StatusCommand.self, IDCommand.self, BenchCommand.self, ListenCommand.self,
+            DemoCommand.self, ServeCommand.self, StatusCommand.self, IDCommand.self, ListenCommand.self,
             PingCommand.self, StreamCommand.self, WorkerCommand.self,
         ]
     )

@@ -7,10 +7,10 @@ public final class PeerpoolChild: @unchecked Sendable {
     public let process = Process()
     private let stdin = Pipe()
 
-    /// Starts `peerpoolExecutable` with `arguments`, its stdout into `standardOutput`; stderr is
-    /// inherited unless `standardError` is given.
-    public init(_ arguments: [String], standardOutput: Pipe, standardError: Any? = nil) throws {
-        process.executableURL = peerpoolExecutable
+    /// Starts `executable` (default: `peerpoolExecutable`) with `arguments`, its stdout into
+    /// `standardOutput`; stderr is inherited unless `standardError` is given.
+    public init(_ arguments: [String], executable: URL = peerpoolExecutable, standardOutput: Pipe, standardError: Any? = nil) throws {
+        process.executableURL = executable
         process.arguments = arguments
         process.standardOutput = standardOutput
         process.standardInput = stdin

@@ -3,7 +3,7 @@ import NIOCore
 import PeerpoolIdentity
 import PeerpoolTestSupport
 
-/// A `peerpool bench peer` child process: a real peer in another process that tests can kill.
+/// A `peerpool-bench peer` child process: a real peer in another process that tests can kill.
 final class PeerProcess: @unchecked Sendable {
     let child: PeerpoolChild
     let id52: ID52
@@ -15,7 +15,7 @@ final class PeerProcess: @unchecked Sendable {
     init(timeout: Duration = .seconds(20)) async throws {
         let stdout = Pipe()
         child = try PeerpoolChild(
-            ["bench", "peer", "--address", "127.0.0.1:0"], standardOutput: stdout, standardError: FileHandle.standardError)
+            ["peer", "--address", "127.0.0.1:0"], executable: peerpoolBenchExecutable, standardOutput: stdout, standardError: FileHandle.standardError)
 
         let reader = stdout.fileHandleForReading
         let line: String? = try await withDeadline(timeout) {

@@ -1,3 +1,4 @@
+import PeerpoolCommandSupport
 import Foundation
 import NIOCore
 import PeerpoolIdentity
@@ -15,13 +16,17 @@ struct BenchTransportOurs {
     var runTimeout: Duration
 
     /// Path of the running executable: /proc/self/exe resolved, else argv[0].
-    static var currentExecutable: String {
-        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    /// This benchmark executable: `peer` children are `peerpool-bench peer`.
+    static var currentExecutable: String { ChildProcess.currentExecutable }
+
+    /// The `peerpool` command built next to this executable: `listen` peers and `worker`s.
+    static var peerpoolExecutable: String {
+        URL(fileURLWithPath: currentExecutable).deletingLastPathComponent().appendingPathComponent("peerpool").path
     }
 
     func measure(log: (String) -> Void) async throws -> BenchFigures {
         let peer = try ChildProcess(
-            executable: executable, arguments: ["bench", "peer", "--address", "127.0.0.1:0"],
+            executable: executable, arguments: ["peer", "--address", "127.0.0.1:0"],
             standardInput: .pipe, standardOutput: .pipe, standardError: .inherit)
         do {
             let figures = try await measure(against: peer, log: log)
@@ -37,7 +42,7 @@ struct BenchTransportOurs {
         let line = try await peer.readLine(timeout: .seconds(20))
         let fields = line?.split(separator: " ") ?? []
         guard fields.count == 4, fields[0] == "READY", let id52 = ID52(String(fields[1])), let port = Int(fields[3]) else {
-            throw BenchError(.childFailed, "`\(executable) bench peer` answered \(line.map { "\"\($0)\"" } ?? "nothing") instead of READY <id52> <host> <port>")
+            throw CommandError(.childFailed, "`\(executable) bench peer` answered \(line.map { "\"\($0)\"" } ?? "nothing") instead of READY <id52> <host> <port>")
         }
         let address = try SocketAddress(ipAddress: String(fields[2]), port: port)
         var figures = BenchFigures(bytes: bytes)
@@ -92,7 +97,7 @@ struct BenchTransportOurs {
             await connection.close()
             await endpoint.close()
             guard received == count else {
-                throw BenchError(.verificationFailed, "bench peer sent \(received) bytes for SOURCE \(count)")
+                throw CommandError(.verificationFailed, "bench peer sent \(received) bytes for SOURCE \(count)")
             }
             return (end - start, end - requested)
         } catch {

@@ -1,3 +1,4 @@
+import PeerpoolCommandSupport
 import PeerpoolIdentity
 import PeerpoolPool
 import PeerpoolSupervisor
@@ -87,7 +88,7 @@ struct BenchSupervisorCrash {
         let killedAt = clock.now
         guard kill(victim, SIGKILL) == 0 else {
             for task in waiterTasks { task.cancel() }
-            throw BenchError(.childFailed, "kill(\(victim), SIGKILL): \(String(cString: strerror(errno)))")
+            throw CommandError(.childFailed, "kill(\(victim), SIGKILL): \(String(cString: strerror(errno)))")
         }
         var retries = 0
         while true {
@@ -117,7 +118,7 @@ struct BenchSupervisorCrash {
         try await stream.finish()
         let back = try await stream.readToEnd(limit: 16)
         guard back.readableBytes == 1 else {
-            throw BenchError(.verificationFailed, "echo through the restarted worker sent back \(back.readableBytes) bytes for 1")
+            throw CommandError(.verificationFailed, "echo through the restarted worker sent back \(back.readableBytes) bytes for 1")
         }
     }
 
@@ -129,7 +130,7 @@ struct BenchSupervisorCrash {
         let deadline = clock.now + .seconds(20)
         while await supervisor.status().requests < count {
             guard clock.now < deadline else {
-                throw BenchError(.timedOut, "\(count) requests did not reach the supervisor within 20 s")
+                throw CommandError(.timedOut, "\(count) requests did not reach the supervisor within 20 s")
             }
             try await Task.sleep(for: .milliseconds(5))
         }

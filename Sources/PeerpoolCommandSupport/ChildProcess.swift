@@ -19,9 +19,9 @@ import Darwin
 ///
 /// One reader and one waiter at a time: `readLine` and `wait` are not meant to be called
 /// concurrently with themselves.
-final class ChildProcess: Sendable {
+public final class ChildProcess: Sendable {
     /// Where one of the child's standard streams goes.
-    enum Redirect: Sendable {
+    public enum Redirect: Sendable {
         /// Shares ours.
         case inherit
         /// /dev/null.
@@ -35,30 +35,30 @@ final class ChildProcess: Sendable {
     }
 
     /// How the child ended.
-    struct Termination: Sendable, CustomStringConvertible {
+    public struct Termination: Sendable, CustomStringConvertible {
         /// The exit status, or nil when a signal ended it.
-        let exitCode: Int32?
+        public let exitCode: Int32?
         /// The signal that ended it, if one did.
-        let signal: Int32?
+        public let signal: Int32?
         /// Peak resident set size in KiB: the last VmHWM sampled from /proc while waiting, or
         /// `wait4`'s ru_maxrss where /proc is missing. (On Linux ru_maxrss is useless for a
         /// spawned child: exec carries the parent's high-water mark over, so every small child
         /// of a large parent would report the parent's size.)
-        let peakRSSKiB: Int
+        public let peakRSSKiB: Int
         /// User plus system CPU time the child used.
-        let cpuSeconds: Double
+        public let cpuSeconds: Double
         /// When `wait4` returned: the child's end, to the precision of a thread wake-up.
-        let endedAt: ContinuousClock.Instant
+        public let endedAt: ContinuousClock.Instant
 
-        var succeeded: Bool { exitCode == 0 }
+        public var succeeded: Bool { exitCode == 0 }
 
         /// The same, with the peak RSS sampled from /proc when there is one.
-        func sampled(_ peakKiB: Int) -> Termination {
+        public func sampled(_ peakKiB: Int) -> Termination {
             guard peakKiB > 0 else { return self }
             return Termination(exitCode: exitCode, signal: signal, peakRSSKiB: peakKiB, cpuSeconds: cpuSeconds, endedAt: endedAt)
         }
 
-        var description: String {
+        public var description: String {
             if let exitCode { return "exit status \(exitCode)" }
             return "signal \(signal ?? 0)"
         }
@@ -73,18 +73,18 @@ final class ChildProcess: Sendable {
         var inputFD: Int32?
     }
 
-    let pid: pid_t
+    public let pid: pid_t
     /// A short name for messages (the executable's last path component).
-    let name: String
+    public let name: String
     /// Just before `posix_spawn`: where wall-clock timings of the child start.
-    let startedAt: ContinuousClock.Instant
+    public let startedAt: ContinuousClock.Instant
     /// Read end of the child's standard output, when it is a pipe.
     private let outputFD: Int32?
     private let state: Mutex<State>
 
     /// Starts `executable` with `arguments` (argv[0] is the executable). Signals the parent may
     /// ignore or block (SIGPIPE, SIGTERM, SIGINT) are reset to their defaults in the child.
-    init(
+    public init(
         executable: String, arguments: [String],
         standardInput: Redirect = .null, standardOutput: Redirect = .inherit, standardError: Redirect = .inherit
     ) throws {
@@ -148,7 +148,7 @@ final class ChildProcess: Sendable {
         guard rv == 0 else {
             if let inputFD { close(inputFD) }
             if let outputFD { close(outputFD) }
-            throw BenchError(.spawnFailed, "cannot start \(executable): \(String(cString: strerror(rv)))")
+            throw CommandError(.spawnFailed, "cannot start \(executable): \(String(cString: strerror(rv)))")
         }
         self.pid = pid
         self.outputFD = outputFD
@@ -173,13 +173,13 @@ final class ChildProcess: Sendable {
     /// The next line of the child's standard output without its newline, or nil once the
     /// output ended. Throws `.timedOut` if no full line arrives within `timeout`, and
     /// `.childFailed` for a line longer than `limit` bytes.
-    func readLine(timeout: Duration, limit: Int = 4096) async throws -> String? {
+    public func readLine(timeout: Duration, limit: Int = 4096) async throws -> String? {
         guard let fd = outputFD else {
-            throw BenchError(.childFailed, "\(name)'s standard output is not a pipe")
+            throw CommandError(.childFailed, "\(name)'s standard output is not a pipe")
         }
         let deadline = ContinuousClock.now + timeout
         let name = self.name
-        let result: Result<String?, BenchError> = await Self.onThread { [self] in
+        let result: Result<String?, CommandError> = await Self.onThread { [self] in
             var (pending, ended) = state.withLock { ($0.pending, $0.outputEnded) }
             defer { state.withLock { $0.pending = pending; $0.outputEnded = ended } }
             var chunk = [UInt8](repeating: 0, count: 4096)
@@ -190,7 +190,7 @@ final class ChildProcess: Sendable {
                     return .success(line)
                 }
                 if pending.count > limit {
-                    return .failure(BenchError(.childFailed, "\(name) wrote a line longer than \(limit) bytes"))
+                    return .failure(CommandError(.childFailed, "\(name) wrote a line longer than \(limit) bytes"))
                 }
                 if ended {
                     if pending.isEmpty { return .success(nil) }
@@ -199,13 +199,13 @@ final class ChildProcess: Sendable {
                 }
                 let left = deadline - ContinuousClock.now
                 guard left > .zero else {
-                    return .failure(BenchError(.timedOut, "\(name) wrote no full line within \(timeout)"))
+                    return .failure(CommandError(.timedOut, "\(name) wrote no full line within \(timeout)"))
                 }
                 var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
                 let milliseconds = Int32(clamping: left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000 + 1)
                 let ready = poll(&descriptor, 1, milliseconds)
                 if ready < 0 && errno != EINTR {
-                    return .failure(BenchError(.childFailed, "poll on \(name)'s output: \(String(cString: strerror(errno)))"))
+                    return .failure(CommandError(.childFailed, "poll on \(name)'s output: \(String(cString: strerror(errno)))"))
                 }
                 guard ready > 0 else { continue }
                 let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
@@ -220,7 +220,7 @@ final class ChildProcess: Sendable {
     }
 
     /// Closes our end of the child's standard input: the child reads EOF.
-    func closeStandardInput() {
+    public func closeStandardInput() {
         if let fd = state.withLock({ state -> Int32? in defer { state.inputFD = nil }; return state.inputFD }) {
             close(fd)
         }
@@ -230,24 +230,24 @@ final class ChildProcess: Sendable {
 
     /// Waits for the child to exit. Past `timeout` it is killed (SIGKILL) and this throws
     /// `.timedOut`. Calling it again after it returned gives the same termination.
-    func wait(timeout: Duration) async throws -> Termination {
+    public func wait(timeout: Duration) async throws -> Termination {
         let (termination, killed) = try await waitOrKill(timeout: timeout)
         if killed {
-            throw BenchError(.timedOut, "\(name) (pid \(pid)) did not exit within \(timeout); killed it")
+            throw CommandError(.timedOut, "\(name) (pid \(pid)) did not exit within \(timeout); killed it")
         }
         return termination
     }
 
     /// Asks the child to stop (SIGTERM) and waits `grace` for it; then kills it (SIGKILL).
     @discardableResult
-    func terminate(grace: Duration = .seconds(5)) async throws -> Termination {
+    public func terminate(grace: Duration = .seconds(5)) async throws -> Termination {
         if state.withLock({ $0.termination == nil }) { kill(pid, SIGTERM) }
         return try await waitOrKill(timeout: grace).termination
     }
 
     /// Whether the child has not exited yet (it may be a zombie nobody reaped: that counts as
     /// exited). Linux only: reads /proc; elsewhere it says true until reaped.
-    var isRunning: Bool {
+    public var isRunning: Bool {
         if state.withLock({ $0.termination != nil }) { return false }
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else {
             return !FileManager.default.fileExists(atPath: "/proc")
@@ -259,7 +259,7 @@ final class ChildProcess: Sendable {
     }
 
     /// Peak resident set size so far (VmHWM in /proc/<pid>/status), in KiB; nil when unknown.
-    var peakRSSKiB: Int? {
+    public var peakRSSKiB: Int? {
         guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
         for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
             return line.dropFirst("VmHWM:".count).split(whereSeparator: { $0 == " " || $0 == "\t" }).first.flatMap { Int($0) }
@@ -268,7 +268,7 @@ final class ChildProcess: Sendable {
     }
 
     /// User plus system CPU seconds used so far (/proc/<pid>/stat); nil when unknown.
-    var cpuSeconds: Double? {
+    public var cpuSeconds: Double? {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
               let close = stat.lastIndex(of: ")") else { return nil }
         // Fields after the name start at field 3 (state); utime and stime are fields 14 and 15.
@@ -285,7 +285,7 @@ final class ChildProcess: Sendable {
         }
         if alreadyWaiting {
             guard let termination = state.withLock({ $0.termination }) else {
-                throw BenchError(.childFailed, "\(name) (pid \(pid)) is already being waited for")
+                throw CommandError(.childFailed, "\(name) (pid \(pid)) is already being waited for")
             }
             return (termination, false)
         }
@@ -356,7 +356,7 @@ final class ChildProcess: Sendable {
     // MARK: Plumbing
 
     /// Runs `body` on a new thread, so blocking calls do not hold up the concurrency pool.
-    static func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+    public static func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { continuation in
             let thread = Thread { continuation.resume(returning: body()) }
             thread.start()
@@ -367,7 +367,7 @@ final class ChildProcess: Sendable {
     private static func makePipe() throws -> (read: Int32, write: Int32) {
         var fds: [Int32] = [-1, -1]
         guard pipe(&fds) == 0 else {
-            throw BenchError(.spawnFailed, "pipe: \(String(cString: strerror(errno)))")
+            throw CommandError(.spawnFailed, "pipe: \(String(cString: strerror(errno)))")
         }
         for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         return (fds[0], fds[1])
@@ -377,5 +377,12 @@ final class ChildProcess: Sendable {
     /// (a C global strict concurrency does not let us read). The caller frees the strings.
     private static func environment() -> [UnsafeMutablePointer<CChar>?] {
         ProcessInfo.processInfo.environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+    }
+}
+
+extension ChildProcess {
+    /// The running executable's path (from /proc/self/exe): children of the same program.
+    public static var currentExecutable: String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
     }
 }

@@ -1,3 +1,4 @@
+import PeerpoolCommandSupport
 import Foundation
 import NIOCore
 import PeerpoolPool
@@ -98,7 +99,7 @@ struct BenchSupervisorThroughput {
         while let chunk = try await stream.read() { received += chunk.readableBytes }
         let elapsed = clock.now - start
         guard received == count else {
-            throw BenchError(.verificationFailed, "\(side.name): source sent \(received) bytes for \(count)")
+            throw CommandError(.verificationFailed, "\(side.name): source sent \(received) bytes for \(count)")
         }
         return elapsed
     }
@@ -118,7 +119,7 @@ struct BenchSupervisorThroughput {
         let elapsed = clock.now - start
         let text = String(buffer: answer).trimmingCharacters(in: .whitespacesAndNewlines)
         guard Int(text) == count else {
-            throw BenchError(.verificationFailed, "\(side.name): sink answered \"\(text.prefix(40))\" for \(count) bytes")
+            throw CommandError(.verificationFailed, "\(side.name): sink answered \"\(text.prefix(40))\" for \(count) bytes")
         }
         return elapsed
     }

@@ -1,9 +1,10 @@
+import PeerpoolCommandSupport
 import ArgumentParser
 import Foundation
 import PeerpoolPool
 import PeerpoolSupervisor
 
-/// `peerpool bench supervisor`: what the process hop costs, against `peerpool listen` children,
+/// `peerpool-bench supervisor`: what the process hop costs, against `peerpool listen` children,
 /// with a `Supervisor` embedded in this process (workers are `<this executable> worker`).
 ///
 /// Everything is measured side by side in one run, because the machine is shared and noisy:
@@ -81,15 +82,15 @@ struct BenchSupervisorCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let executable = BenchTransportOurs.currentExecutable
+        let executable = BenchTransportOurs.peerpoolExecutable
         let parts = only.map { [$0] } ?? Part.allCases
         let started = ContinuousClock.now
         print("bench supervisor: \(ProcessInfo.processInfo.activeProcessorCount) cores; peers: one `\(executable) listen "
             + "--identities \(Self.peerCount)` child on 127.0.0.1; supervisor embedded in this process (pid \(getpid())), "
             + "workers `\(executable) worker`")
-        let listener = try await BenchPoolListener.start(executable: executable, identities: Self.peerCount)
+        let listener = try await ListenerProcess.start(executable: executable, identities: Self.peerCount)
         let peers = listener.identities.map { PeerAddress($0, at: listener.address) }
-        print("listener: pid \(listener.process.pid) at \(DemoCommand.hostPort(listener.address))")
+        print("listener: pid \(listener.process.pid) at \(HostPort.format(listener.address))")
         let inProcess: BenchInProcessPool
         do {
             inProcess = try await BenchInProcessPool.start()
@@ -121,16 +122,16 @@ struct BenchSupervisorCommand: AsyncParsableCommand {
         print("== summary (\(BenchText.fixed((ContinuousClock.now - started).benchSeconds, 0)) s)")
         for line in report.lines { print(line) }
         if !failures.isEmpty {
-            throw BenchError(.childFailed, "parts that could not run: " + failures.joined(separator: "; "))
+            throw CommandError(.childFailed, "parts that could not run: " + failures.joined(separator: "; "))
         }
     }
 
     // MARK: Parts
 
-    private func runThroughput(pool: BenchSide<PeerPool>, peer: PeerAddress, listener: BenchPoolListener, report: inout BenchSupervisorReport) async throws {
+    private func runThroughput(pool: BenchSide<PeerPool>, peer: PeerAddress, listener: ListenerProcess, report: inout BenchSupervisorReport) async throws {
         print("")
         print("== 1. throughput of one stream: \(mib) MiB per transfer, \(runs) runs per side and direction, pool and supervisor alternating")
-        let harness = try await BenchSupervisorHarness.start(workers: 2, executable: BenchTransportOurs.currentExecutable, window: window)
+        let harness = try await BenchSupervisorHarness.start(workers: 2, executable: BenchTransportOurs.peerpoolExecutable, window: window)
         let figures: BenchSupervisorThroughput.Figures
         do {
             print("   supervisor: 2 workers; the peer is on shard \(harness.supervisor.shard(for: peer.id52)); flow-control window "
@@ -155,10 +156,10 @@ struct BenchSupervisorCommand: AsyncParsableCommand {
         }
     }
 
-    private func runLatency(pool: BenchSide<PeerPool>, peer: PeerAddress, listener: BenchPoolListener, report: inout BenchSupervisorReport) async throws {
+    private func runLatency(pool: BenchSide<PeerPool>, peer: PeerAddress, listener: ListenerProcess, report: inout BenchSupervisorReport) async throws {
         print("")
         print("== 2. getStream latency on a warm connection: \(samples) sequential calls per side, {\"Generic\":\"echo\"}, blocks of \(BenchSupervisorLatency.blockSize) alternating")
-        let harness = try await BenchSupervisorHarness.start(workers: 2, executable: BenchTransportOurs.currentExecutable)
+        let harness = try await BenchSupervisorHarness.start(workers: 2, executable: BenchTransportOurs.peerpoolExecutable)
         let figures: BenchSupervisorLatency.Figures
         do {
             let pids = try await BenchSupervisorHarness.waitForWorkers(harness.supervisor)
@@ -196,7 +197,7 @@ struct BenchSupervisorCommand: AsyncParsableCommand {
         report.info("getStream p50 / p99: supervisor", "\(us(figures.supervisor.p(0.5))) / \(us(figures.supervisor.p(0.99)))")
     }
 
-    private func runOpens(pool: BenchSide<PeerPool>, peers: [PeerAddress], listener: BenchPoolListener, report: inout BenchSupervisorReport) async throws {
+    private func runOpens(pool: BenchSide<PeerPool>, peers: [PeerAddress], listener: ListenerProcess, report: inout BenchSupervisorReport) async throws {
         print("")
         print("== 3. stream opens: \(callers) callers over \(peers.count) peers, \(opens) opens per configuration,"
             + " each getStream + write 1 byte + finish + read the echo to its end")
@@ -206,7 +207,7 @@ struct BenchSupervisorCommand: AsyncParsableCommand {
         let shardMap = ShardMap(workerCount: 2)
         let byShard = (0..<2).map { shard in peers.filter { shardMap.worker(for: $0.id52) == shard } }
         guard byShard.allSatisfy({ !$0.isEmpty }) else {
-            throw BenchError(.childFailed, "all \(peers.count) listener identities fall on one of 2 shards; run again")
+            throw CommandError(.childFailed, "all \(peers.count) listener identities fall on one of 2 shards; run again")
         }
         let assigned = (0..<callers).map { (caller: Int) -> PeerAddress in
             let shard: [PeerAddress] = byShard[caller % 2]
@@ -218,7 +219,7 @@ struct BenchSupervisorCommand: AsyncParsableCommand {
         let reference = try await part.measure("pool (in process)", pool, peers: assigned, workerPIDs: [], listener: listener.process)
         runs.append(reference)
         for workers in [1, 2] {
-            let harness = try await BenchSupervisorHarness.start(workers: workers, executable: BenchTransportOurs.currentExecutable)
+            let harness = try await BenchSupervisorHarness.start(workers: workers, executable: BenchTransportOurs.peerpoolExecutable)
             do {
                 let pids = try await BenchSupervisorHarness.waitForWorkers(harness.supervisor)
                 print("   supervisor with \(workers) worker\(workers == 1 ? "" : "s"): pids \(pids.map(String.init).joined(separator: ", "))")
@@ -259,13 +260,13 @@ struct BenchSupervisorCommand: AsyncParsableCommand {
     private func runCrash(peers: [PeerAddress], report: inout BenchSupervisorReport) async throws {
         print("")
         print("== 4. crash: \(waiters) requests waiting on one shard, its worker SIGKILLed, \(crashes) times")
-        let harness = try await BenchSupervisorHarness.start(workers: 2, executable: BenchTransportOurs.currentExecutable)
+        let harness = try await BenchSupervisorHarness.start(workers: 2, executable: BenchTransportOurs.peerpoolExecutable)
         let trials: [BenchSupervisorCrash.Trial]
         do {
             let silent = try SilentUDPSocket()
             let realPeer = peers[0]
             print("   victim: shard \(harness.supervisor.shard(for: realPeer.id52)), the shard of peer \(realPeer.id52.description.prefix(12))…;"
-                + " waiters ping fresh ID52s of that shard at \(DemoCommand.hostPort(silent.address)), which never answers")
+                + " waiters ping fresh ID52s of that shard at \(HostPort.format(silent.address)), which never answers")
             trials = try await BenchSupervisorCrash(waiters: waiters, trials: crashes).measure(harness, realPeer: realPeer, silent: silent) { print("   \($0)") }
             withExtendedLifetime(silent) {}
             await harness.stop()

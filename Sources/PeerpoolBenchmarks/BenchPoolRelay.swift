@@ -1,3 +1,4 @@
+import PeerpoolCommandSupport
 import NIOCore
 import NIOPosix
 import Synchronization
@@ -48,7 +49,7 @@ final class BenchPoolRelay: Sendable {
         guard let address = front.localAddress else {
             try? await front.close()
             try? await back.close()
-            throw BenchError(.spawnFailed, "the relay's UDP socket has no local address")
+            throw CommandError(.spawnFailed, "the relay's UDP socket has no local address")
         }
         return BenchPoolRelay(address: address, front: front, back: back)
     }
@@ -70,7 +71,7 @@ final class BenchPoolRelay: Sendable {
                 }
                 .bind(host: "127.0.0.1", port: 0).get()
         } catch {
-            throw BenchError(.spawnFailed, "cannot bind the relay's UDP socket: \(error)")
+            throw CommandError(.spawnFailed, "cannot bind the relay's UDP socket: \(error)")
         }
     }
 

@@ -7,15 +7,15 @@ import PeerpoolIdentity
 ///
 /// Standard input stays a pipe to us, so the child exits with us even if we are killed. `stop()`
 /// closes that pipe and then sends SIGTERM, with SIGKILL after a grace period.
-struct BenchPoolListener: Sendable {
-    let process: ChildProcess
-    let address: SocketAddress
-    let identities: [ID52]
+public struct ListenerProcess: Sendable {
+    public let process: ChildProcess
+    public let address: SocketAddress
+    public let identities: [ID52]
 
     /// Starts the child with `count` identities and reads its announcement: `LISTENING <host>
     /// <port> <n>`, then n ID52s. Generating the identities dominates start-up, so the deadline
     /// for the first line grows with `count`.
-    static func start(executable: String, identities count: Int) async throws -> BenchPoolListener {
+    public static func start(executable: String, identities count: Int) async throws -> ListenerProcess {
         let process = try ChildProcess(
             executable: executable,
             arguments: ["listen", "--address", "127.0.0.1:0", "--identities", "\(count)", "--exit-on-stdin-eof"],
@@ -28,39 +28,36 @@ struct BenchPoolListener: Sendable {
         }
     }
 
-    private static func readAnnouncement(of process: ChildProcess, executable: String, count: Int) async throws -> BenchPoolListener {
+    private static func readAnnouncement(of process: ChildProcess, executable: String, count: Int) async throws -> ListenerProcess {
         let firstLineTimeout = Duration.seconds(30) + .milliseconds(10 * count)
         let line = try await process.readLine(timeout: firstLineTimeout)
         let fields = line?.split(separator: " ") ?? []
         guard fields.count == 4, fields[0] == "LISTENING", let port = Int(fields[2]), let announced = Int(fields[3]) else {
-            throw BenchError(.childFailed, "`\(executable) listen` answered \(line.map { "\"\($0.prefix(200))\"" } ?? "nothing") instead of LISTENING <host> <port> <n>")
+            throw CommandError(.childFailed, "`\(executable) listen` answered \(line.map { "\"\($0.prefix(200))\"" } ?? "nothing") instead of LISTENING <host> <port> <n>")
         }
         guard announced == count else {
-            throw BenchError(.childFailed, "`\(executable) listen --identities \(count)` announced \(announced) identities")
+            throw CommandError(.childFailed, "`\(executable) listen --identities \(count)` announced \(announced) identities")
         }
         let address: SocketAddress
         do {
             address = try SocketAddress(ipAddress: String(fields[1]), port: port)
         } catch {
-            throw BenchError(.childFailed, "`\(executable) listen` announced \(fields[1]):\(port), not an IP address and port")
+            throw CommandError(.childFailed, "`\(executable) listen` announced \(fields[1]):\(port), not an IP address and port")
         }
         var identities: [ID52] = []
         identities.reserveCapacity(count)
         while identities.count < count {
             let text = try await process.readLine(timeout: .seconds(10))
             guard let text, let id = ID52(text) else {
-                throw BenchError(.childFailed, "`\(executable) listen` line \(identities.count + 2) is \(text.map { "\"\($0.prefix(80))\"" } ?? "missing"), not an ID52")
+                throw CommandError(.childFailed, "`\(executable) listen` line \(identities.count + 2) is \(text.map { "\"\($0.prefix(80))\"" } ?? "missing"), not an ID52")
             }
             identities.append(id)
         }
-        return BenchPoolListener(process: process, address: address, identities: identities)
+        return ListenerProcess(process: process, address: address, identities: identities)
     }
 
-    /// The child's resident set size now, KiB.
-    var residentKiB: Int? { BenchPoolMemory.residentKiB(pid: process.pid) }
-
     /// Lets the child go: end of standard input, then SIGTERM and, after `grace`, SIGKILL.
-    func stop(grace: Duration = .seconds(5)) async {
+    public func stop(grace: Duration = .seconds(5)) async {
         process.closeStandardInput()
         _ = try? await process.terminate(grace: grace)
     }

@@ -1,3 +1,4 @@
+import PeerpoolCommandSupport
 import ArgumentParser
 import NIOCore
 import NIOPosix
@@ -9,7 +10,7 @@ import Synchronization
 /// Part 1 of `bench pool`: stream opens per second on one warm connection.
 ///
 /// Two pools, each on an endpoint and identity of its own, dial the same `peerpool listen`
-/// child: one with the default strategy (concurrent opens), one with `oneRequestAtATime`, the
+/// child: one with the default strategy (concurrent opens), one opening a single stream at a time (`BenchTurn`), the
 /// reference's strategy. Both get the same load: `callers` tasks that each loop
 /// `getStream({"Generic":"echo"})` and then `work`, until the run's time or count is used up.
 /// Only `getStream` is timed for the latency figures; opens per second count whole iterations.
@@ -88,7 +89,7 @@ struct BenchPoolOpens {
 
     /// Measures the concurrent strategy, then one request at a time, against `listener`'s first
     /// identity. Throws only when a strategy could not open a single stream.
-    func measure(listener: BenchPoolListener, log: (String) -> Void) async throws -> (concurrent: Run, oneAtATime: Run) {
+    func measure(listener: ListenerProcess, log: (String) -> Void) async throws -> (concurrent: Run, oneAtATime: Run) {
         guard let roundTrip else { return try await measure(listener: listener, relay: nil, log: log) }
         // The relays get a thread of their own, so that they do not queue behind our endpoints.
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -103,7 +104,7 @@ struct BenchPoolOpens {
     }
 
     private func measure(
-        listener: BenchPoolListener, relay: (roundTrip: Duration, group: any EventLoopGroup)?, log: (String) -> Void
+        listener: ListenerProcess, relay: (roundTrip: Duration, group: any EventLoopGroup)?, log: (String) -> Void
     ) async throws -> (concurrent: Run, oneAtATime: Run) {
         let concurrent = try await Contender.start(oneRequestAtATime: false, listener: listener, relay: relay)
         let oneAtATime: Contender
@@ -118,7 +119,7 @@ struct BenchPoolOpens {
             for contender in [concurrent, oneAtATime] {
                 let warm = try await run(contender, listener: listener.process, budget: Budget(opens: warmUpOpens))
                 guard warm.opens > 0 else {
-                    throw BenchError(.childFailed, "\(contender.strategy): no stream opened during warm-up: \(warm.firstFailure ?? "no attempt")")
+                    throw CommandError(.childFailed, "\(contender.strategy): no stream opened during warm-up: \(warm.firstFailure ?? "no attempt")")
                 }
             }
             log("warm: both pools hold one connection to \(peer.id52)"
@@ -127,7 +128,7 @@ struct BenchPoolOpens {
             for contender in [concurrent, oneAtATime] {
                 let run = try await run(contender, listener: listener.process, budget: count.map { Budget(opens: $0) } ?? Budget(duration: duration))
                 guard run.opens > 0 else {
-                    throw BenchError(.childFailed, "\(contender.strategy): no stream opened: \(run.firstFailure ?? "no attempt")")
+                    throw CommandError(.childFailed, "\(contender.strategy): no stream opened: \(run.firstFailure ?? "no attempt")")
                 }
                 runs.append(run)
             }
@@ -149,9 +150,11 @@ struct BenchPoolOpens {
         let pool: PeerPool
         let peer: PeerAddress
         let relay: BenchPoolRelay?
+        /// fastn-net's strategy: one stream open at a time (nil: concurrent opens).
+        let turn: BenchTurn?
 
         static func start(
-            oneRequestAtATime: Bool, listener: BenchPoolListener, relay: (roundTrip: Duration, group: any EventLoopGroup)?
+            oneRequestAtATime: Bool, listener: ListenerProcess, relay: (roundTrip: Duration, group: any EventLoopGroup)?
         ) async throws -> Contender {
             let endpoint = try await QUICEndpoint.bind(
                 host: "127.0.0.1", port: 0, identities: [SecretKey.generate()], acceptIncoming: false)
@@ -168,12 +171,11 @@ struct BenchPoolOpens {
                     throw error
                 }
             }
-            var configuration = PoolConfiguration()
-            configuration.oneRequestAtATime = oneRequestAtATime
             return Contender(
                 strategy: oneRequestAtATime ? "one at a time" : "concurrent", endpoint: endpoint,
-                pool: PeerPool(endpoint: endpoint, configuration: configuration),
-                peer: PeerAddress(listener.identities[0], at: target), relay: started)
+                pool: PeerPool(endpoint: endpoint),
+                peer: PeerAddress(listener.identities[0], at: target), relay: started,
+                turn: oneRequestAtATime ? BenchTurn() : nil)
         }
 
         func stop() async {
@@ -186,7 +188,7 @@ struct BenchPoolOpens {
     /// Opens `callers` loops on `contender`'s pool until `budget` is used up. Bounded by a
     /// deadline well past the budget, in case the connection stalls.
     private func run(_ contender: Contender, listener: ChildProcess, budget: Budget) async throws -> Run {
-        let (callers, work, pool, peer) = (self.callers, self.work, contender.pool, contender.peer)
+        let (callers, work, pool, peer, turn) = (self.callers, self.work, contender.pool, contender.peer, contender.turn)
         let capacity = max(1, Self.sampleCapacity / callers)
         let limit = budget.limit
         let ourCPUBefore = BenchFigures.ownCPUSeconds()
@@ -197,7 +199,8 @@ struct BenchPoolOpens {
             await withTaskGroup(of: Tally.self) { group in
                 for index in 0..<callers {
                     group.addTask {
-                        await Self.caller(seed: UInt64(index + 1), pool: pool, peer: peer, work: work, budget: budget, capacity: capacity)
+                        await Self.caller(
+                            seed: UInt64(index + 1), pool: pool, peer: peer, turn: turn, work: work, budget: budget, capacity: capacity)
                     }
                 }
                 var all: [Tally] = []
@@ -223,14 +226,21 @@ struct BenchPoolOpens {
     }
 
     private static func caller(
-        seed: UInt64, pool: PeerPool, peer: PeerAddress, work: Work, budget: Budget, capacity: Int
+        seed: UInt64, pool: PeerPool, peer: PeerAddress, turn: BenchTurn?, work: Work, budget: Budget, capacity: Int
     ) async -> Tally {
         var tally = Tally(latencies: BenchPoolLatencies(capacity: capacity, seed: seed))
         let clock = ContinuousClock()
         while !Task.isCancelled, budget.take() {
             let start = clock.now
             do {
-                let stream = try await pool.getStream(header, to: peer)
+                let stream: PeerStream
+                if let turn {
+                    await turn.take()
+                    do { stream = try await pool.getStream(header, to: peer) } catch { await turn.end(); throw error }
+                    await turn.end()
+                } else {
+                    stream = try await pool.getStream(header, to: peer)
+                }
                 tally.latencies.record(clock.now - start)
                 try await use(stream, work)
                 tally.opens += 1
@@ -249,7 +259,7 @@ struct BenchPoolOpens {
             try await stream.finish()
             let back = try await stream.readToEnd(limit: 16)
             guard back.readableBytes == 1 else {
-                throw BenchError(.verificationFailed, "echo sent back \(back.readableBytes) bytes for 1")
+                throw CommandError(.verificationFailed, "echo sent back \(back.readableBytes) bytes for 1")
             }
         case .bare:
             try await stream.finish()

@@ -1,3 +1,4 @@
+import PeerpoolCommandSupport
 import PeerpoolIdentity
 import PeerpoolPool
 import PeerpoolSupervisor
@@ -90,7 +91,7 @@ struct BenchSupervisorLatency {
             let rest = try await stream.readToEnd(limit: 16)
             let end = clock.now
             guard rest.readableBytes == 0 else {
-                throw BenchError(.verificationFailed, "\(side.name): echo sent \(rest.readableBytes) bytes for none")
+                throw CommandError(.verificationFailed, "\(side.name): echo sent \(rest.readableBytes) bytes for none")
             }
             opens.append(opened - start)
             iterations.append(end - start)

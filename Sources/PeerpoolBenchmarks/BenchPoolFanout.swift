@@ -1,3 +1,4 @@
+import PeerpoolCommandSupport
 import Foundation
 import NIOCore
 import PeerpoolIdentity
@@ -57,7 +58,7 @@ struct BenchPoolFanout {
 
     func measure(executable: String, log: (String) -> Void) async throws -> Figures {
         log("fan-out: starting `peerpool listen --identities \(peers)` (generating \(peers) identities)")
-        let listener = try await BenchPoolListener.start(executable: executable, identities: peers)
+        let listener = try await ListenerProcess.start(executable: executable, identities: peers)
         let endpoint: QUICEndpoint
         do {
             var quic = QUICConfiguration()
@@ -92,7 +93,7 @@ struct BenchPoolFanout {
         }
     }
 
-    private func measure(pool: PeerPool, endpoint: QUICEndpoint, listener: BenchPoolListener, log: (String) -> Void) async throws -> Figures {
+    private func measure(pool: PeerPool, endpoint: QUICEndpoint, listener: ListenerProcess, log: (String) -> Void) async throws -> Figures {
         var figures = Figures()
         figures.listenerPID = listener.process.pid
         figures.listenerAddress = "\(listener.address.ipAddress ?? "?"):\(listener.address.port ?? 0)"
@@ -101,7 +102,7 @@ struct BenchPoolFanout {
         try await warmUp(endpoint: endpoint, peers: Array(peers.prefix(warmUpPeers)))
         BenchPoolMemory.trimHeap()
         figures.ourBeforeKiB = BenchPoolMemory.residentKiB()
-        figures.listenerBeforeKiB = listener.residentKiB
+        figures.listenerBeforeKiB = BenchPoolMemory.residentKiB(pid: listener.process.pid)
         log("fan-out: baseline with 0 connections: ours \(kib(figures.ourBeforeKiB)), listener \(kib(figures.listenerBeforeKiB))")
 
         let cpuBefore = BenchFigures.ownCPUSeconds()
@@ -118,7 +119,7 @@ struct BenchPoolFanout {
         figures.firstFailure = tally.firstFailure
         figures.latencies = tally.latencies.sorted()
         guard figures.connected > 0 else {
-            throw BenchError(.childFailed, "no connection to `peerpool listen` succeeded: \(tally.firstFailure ?? "none attempted")")
+            throw CommandError(.childFailed, "no connection to `peerpool listen` succeeded: \(tally.firstFailure ?? "none attempted")")
         }
 
         // Let the last handshakes' acknowledgements and stream closes settle, then measure with
@@ -127,7 +128,7 @@ struct BenchPoolFanout {
         figures.poolConnections = await pool.connectionCount
         figures.endpointConnections = await endpoint.connectionCount
         figures.ourAfterKiB = BenchPoolMemory.residentKiB()
-        figures.listenerAfterKiB = listener.residentKiB
+        figures.listenerAfterKiB = BenchPoolMemory.residentKiB(pid: listener.process.pid)
         BenchPoolMemory.trimHeap()
         figures.ourAfterTrimmedKiB = BenchPoolMemory.residentKiB()
         return figures
@@ -145,7 +146,7 @@ struct BenchPoolFanout {
         }
         await pool.shutdown(gracePeriod: .zero)
         guard failures < peers.count else {
-            throw BenchError(.childFailed, "warm-up: none of \(peers.count) pings to `peerpool listen` succeeded")
+            throw CommandError(.childFailed, "warm-up: none of \(peers.count) pings to `peerpool listen` succeeded")
         }
         let deadline = ContinuousClock.now + .seconds(5)
         while await endpoint.connectionCount > 0, ContinuousClock.now < deadline {

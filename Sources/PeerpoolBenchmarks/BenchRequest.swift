@@ -1,6 +1,6 @@
 import NIOCore
 
-/// The request line that opens every stream to a `peerpool bench peer`.
+/// The request line that opens every stream to a `peerpool-bench peer`.
 ///
 /// ```
 /// SOURCE <n>\n   the peer writes n bytes, then finishes

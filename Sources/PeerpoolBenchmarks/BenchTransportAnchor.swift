@@ -1,3 +1,4 @@
+import PeerpoolCommandSupport
 import Foundation
 import NIOCore
 import NIOPosix
@@ -22,7 +23,7 @@ struct BenchTransportAnchor {
     static func requireTools() throws {
         for (path, package) in [(serverPath, "ngtcp2-server"), (clientPath, "ngtcp2-client")]
         where !FileManager.default.isExecutableFile(atPath: path) {
-            throw BenchError(.missingTool, "\(path) is missing: install Debian package \(package) (`deploy/setup.sh --test` installs it)")
+            throw CommandError(.missingTool, "\(path) is missing: install Debian package \(package) (`deploy/setup.sh --test` installs it)")
         }
     }
 
@@ -98,11 +99,11 @@ struct BenchTransportAnchor {
         let termination = try await client.wait(timeout: timeout)
         let wall = termination.endedAt - client.startedAt
         guard termination.succeeded else {
-            throw BenchError(.childFailed, "gtlsclient fetching \(file) ended with \(termination): \(Self.tail(of: clientLog))")
+            throw CommandError(.childFailed, "gtlsclient fetching \(file) ended with \(termination): \(Self.tail(of: clientLog))")
         }
         let got = (try? FileManager.default.attributesOfItem(atPath: target)[.size] as? Int) ?? nil
         guard got == size else {
-            throw BenchError(.verificationFailed, "gtlsclient saved \(got.map(String.init) ?? "no file") instead of \(size) bytes for \(file)")
+            throw CommandError(.verificationFailed, "gtlsclient saved \(got.map(String.init) ?? "no file") instead of \(size) bytes for \(file)")
         }
         try? FileManager.default.removeItem(atPath: target)
         return (wall, termination)
@@ -117,7 +118,7 @@ struct BenchTransportAnchor {
             try FileManager.default.createDirectory(
                 atPath: path, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
         } catch {
-            throw BenchError(.spawnFailed, "cannot create \(path): \(error)")
+            throw CommandError(.spawnFailed, "cannot create \(path): \(error)")
         }
         return path
     }
@@ -137,7 +138,7 @@ struct BenchTransportAnchor {
                 standardInput: .null, standardOutput: .file(openSSLLog), standardError: .file(openSSLLog))
             let termination = try await child.wait(timeout: .seconds(30))
             guard termination.succeeded else {
-                throw BenchError(.childFailed, "openssl req ended with \(termination): \(tail(of: openSSLLog))")
+                throw CommandError(.childFailed, "openssl req ended with \(termination): \(tail(of: openSSLLog))")
             }
         } else {
             log("anchor  openssl not found: serving an ed25519 certificate made in-process")
@@ -162,7 +163,7 @@ struct BenchTransportAnchor {
     private static func writeFile(_ path: String, size: Int) throws {
         guard FileManager.default.createFile(atPath: path, contents: nil),
               let handle = FileHandle(forWritingAtPath: path) else {
-            throw BenchError(.spawnFailed, "cannot create \(path)")
+            throw CommandError(.spawnFailed, "cannot create \(path)")
         }
         defer { try? handle.close() }
         let block = Data(repeating: UInt8(ascii: "x"), count: 1 << 20)
@@ -180,7 +181,7 @@ struct BenchTransportAnchor {
             .bind(host: "127.0.0.1", port: 0).get()
         let port = channel.localAddress?.port
         try await channel.close()
-        guard let port else { throw BenchError(.spawnFailed, "the probe UDP socket has no port") }
+        guard let port else { throw CommandError(.spawnFailed, "the probe UDP socket has no port") }
         return port
     }
 
@@ -192,7 +193,7 @@ struct BenchTransportAnchor {
         let hasProc = FileManager.default.fileExists(atPath: "/proc/net/udp")
         while ContinuousClock.now < deadline {
             guard server.isRunning else {
-                throw BenchError(.childFailed, "gtlsserver exited at start: \(tail(of: log))")
+                throw CommandError(.childFailed, "gtlsserver exited at start: \(tail(of: log))")
             }
             if !hasProc {
                 try await Task.sleep(for: .milliseconds(500))
@@ -203,7 +204,7 @@ struct BenchTransportAnchor {
             }
             try await Task.sleep(for: .milliseconds(10))
         }
-        throw BenchError(.timedOut, "gtlsserver did not bind UDP 127.0.0.1:\(port) within 5 s: \(tail(of: log))")
+        throw CommandError(.timedOut, "gtlsserver did not bind UDP 127.0.0.1:\(port) within 5 s: \(tail(of: log))")
     }
 
     /// The last lines of a log file, for error messages.

@@ -1,3 +1,4 @@
+import PeerpoolCommandSupport
 import Foundation
 import Logging
 import NIOCore
@@ -111,14 +112,14 @@ struct BenchSupervisorHarness: Sendable {
             }
             try await Task.sleep(for: .milliseconds(10))
         }
-        throw BenchError(.timedOut, "the supervisor's workers were not all running within 20 s")
+        throw CommandError(.timedOut, "the supervisor's workers were not all running within 20 s")
     }
 
     /// A short private directory: `<dir>/frontend.sock` must fit a Unix socket address.
     private static func makeDirectory() throws -> String {
         var template = Array("/tmp/ppbench-XXXXXX".utf8CString)
         guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
-            throw BenchError(.spawnFailed, "mkdtemp /tmp/ppbench-XXXXXX: \(String(cString: strerror(errno)))")
+            throw CommandError(.spawnFailed, "mkdtemp /tmp/ppbench-XXXXXX: \(String(cString: strerror(errno)))")
         }
         return String(cString: made)
     }

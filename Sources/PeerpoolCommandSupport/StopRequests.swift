@@ -3,9 +3,9 @@ import PeerpoolQUIC
 
 /// Why a long-running command (listen, bench peer) should exit cleanly: a signal, or the end of
 /// standard input (the parent that started us is gone or let go of us).
-enum StopRequests {
+public enum StopRequests {
     /// SIGTERM and SIGINT ask for a clean exit instead of killing the process outright.
-    static func watchSignals(_ stop: AsyncStream<String>.Continuation) -> [any DispatchSourceSignal] {
+    public static func watchSignals(_ stop: AsyncStream<String>.Continuation) -> [any DispatchSourceSignal] {
         [SIGTERM, SIGINT].map { number in
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
@@ -17,7 +17,7 @@ enum StopRequests {
 
     /// EOF (or an error) on standard input asks for exit. Reads on a thread of its own, since
     /// read(2) blocks; what it reads is thrown away.
-    static func watchStandardInput(_ stop: AsyncStream<String>.Continuation) {
+    public static func watchStandardInput(_ stop: AsyncStream<String>.Continuation) {
         Thread {
             var buffer = [UInt8](repeating: 0, count: 512)
             while true {
@@ -31,7 +31,7 @@ enum StopRequests {
 
     /// Closes the endpoint (CONNECTION_CLOSE to every peer). If that hangs, a watchdog ends the
     /// process after `seconds` anyway: a child must never outlive its parent for long.
-    static func closeWithWatchdog(_ endpoint: QUICEndpoint, seconds: Double) async {
+    public static func closeWithWatchdog(_ endpoint: QUICEndpoint, seconds: Double) async {
         Thread {
             Thread.sleep(forTimeInterval: seconds)
             _exit(0)

@@ -1,3 +1,4 @@
+import PeerpoolCommandSupport
 import NIOCore
 import PeerpoolPool
 import Synchronization
@@ -45,7 +46,7 @@ struct BenchSupervisorOpens {
     ) async throws -> Run {
         let warm = try await run(label, side, peers: peers, workerPIDs: workerPIDs, listener: listener, count: max(callers * 4, 256))
         guard warm.failures == 0 else {
-            throw BenchError(.childFailed, "\(label): \(warm.failures) of \(warm.opens + warm.failures) warm-up opens failed: \(warm.firstFailure ?? "?")")
+            throw CommandError(.childFailed, "\(label): \(warm.failures) of \(warm.opens + warm.failures) warm-up opens failed: \(warm.firstFailure ?? "?")")
         }
         return try await run(label, side, peers: peers, workerPIDs: workerPIDs, listener: listener, count: count)
     }
@@ -92,7 +93,7 @@ struct BenchSupervisorOpens {
                 try await stream.finish()
                 let back = try await stream.readToEnd(limit: 16)
                 guard back.readableBytes == 1 else {
-                    throw BenchError(.verificationFailed, "echo sent back \(back.readableBytes) bytes for 1")
+                    throw CommandError(.verificationFailed, "echo sent back \(back.readableBytes) bytes for 1")
                 }
                 tally.opens += 1
             } catch {

@@ -1,3 +1,4 @@
+import PeerpoolCommandSupport
 import ArgumentParser
 import Foundation
 import NIOCore
@@ -12,7 +13,7 @@ import Musl
 import Darwin
 #endif
 
-/// `peerpool bench peer`: a long-running peer for benchmarks and for tests in other processes.
+/// `peerpool-bench peer`: a long-running peer for benchmarks and for tests in other processes.
 ///
 /// Prints `READY <id52> <host> <port>` once, then serves every stream of every connection
 /// (see ``BenchRequest``) until SIGTERM, SIGINT or the end of its standard input. The last one
@@ -37,11 +38,11 @@ struct BenchPeerCommand: AsyncParsableCommand {
     var keyFile: String?
 
     func validate() throws {
-        _ = try Self.parseAddress(address)
+        _ = try HostPort.parse(address)
     }
 
     func run() async throws {
-        let (host, port) = try Self.parseAddress(address)
+        let (host, port) = try HostPort.parse(address)
         let key = try keyFile.map { try SecretKey.load(fromFile: $0) } ?? SecretKey.generate()
         let endpoint = try await QUICEndpoint.bind(host: host, port: port, identities: [key], acceptIncoming: true)
         let (stops, stop) = AsyncStream<String>.makeStream(bufferingPolicy: .bufferingOldest(1))
@@ -60,17 +61,5 @@ struct BenchPeerCommand: AsyncParsableCommand {
             await StopRequests.closeWithWatchdog(endpoint, seconds: 3)
         }
         withExtendedLifetime(signalSources) {}
-    }
-
-    /// `host:port`, `[v6]:port` or `v6:port` split at the last colon.
-    static func parseAddress(_ text: String) throws -> (host: String, port: Int) {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
-              (0...65_535).contains(port) else {
-            throw ValidationError("--address must be host:port (e.g. 127.0.0.1:0 or [::1]:4433), not \(text)")
-        }
-        var host = String(text[..<colon])
-        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        guard !host.isEmpty else { throw ValidationError("--address needs a host: \(text)") }
-        return (host, port)
     }
 }

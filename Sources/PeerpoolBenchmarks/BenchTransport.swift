@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 
-/// `peerpool bench transport`: bulk download throughput over one QUIC stream on loopback,
+/// `peerpool-bench transport`: bulk download throughput over one QUIC stream on loopback,
 /// ours against ngtcp2's own example client and server (the anchor).
 ///
 /// Ours: a `bench peer` child serves `SOURCE <n>`; this process downloads it on a fresh

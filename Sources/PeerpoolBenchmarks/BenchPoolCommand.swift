@@ -1,7 +1,8 @@
+import PeerpoolCommandSupport
 import ArgumentParser
 import Foundation
 
-/// `peerpool bench pool`: what the pool adds on top of QUIC, against `peerpool listen` children.
+/// `peerpool-bench pool`: what the pool adds on top of QUIC, against `peerpool listen` children.
 ///
 /// Part 1 (`--opens`): stream opens per second on one warm connection, concurrent opens
 /// against one request at a time (the reference's strategy). Part 2 (`--fanout`): one pool
@@ -13,7 +14,7 @@ struct BenchPoolCommand: AsyncParsableCommand {
         abstract: "Stream opens per second on one connection, and fan-out to many peers with memory per connection.",
         discussion: """
             Without --opens or --fanout both parts run. Opens: two pools (default, and \
-            oneRequestAtATime as fastn-net does) each hold one connection to the same `peerpool \
+            one at a time as fastn-net does) each hold one connection to the same `peerpool \
             listen` child; --callers tasks loop getStream({"Generic":"echo"}) plus --open-work \
             for --seconds (or --open-count opens) per pool. Printed: opens/s of both, the ratio \
             (goal >= 10x), getStream latency p50/p99 and CPU per open. --rtt-ms adds latency \
@@ -74,7 +75,7 @@ struct BenchPoolCommand: AsyncParsableCommand {
 
     func run() async throws {
         let both = !opens && !fanout
-        let executable = BenchTransportOurs.currentExecutable
+        let executable = BenchTransportOurs.peerpoolExecutable
         print("bench pool: \(ProcessInfo.processInfo.activeProcessorCount) cores, peers are `\(executable) listen` children on 127.0.0.1")
         // Fan-out first: its memory baseline is then this process before any connection, not a
         // heap the opens part left behind (freed pages it would reuse would flatter the figure).
@@ -93,7 +94,7 @@ struct BenchPoolCommand: AsyncParsableCommand {
             + (openCount.map { "\($0) opens" } ?? "\(fixed(seconds, 1)) s") + " per strategy")
         print("   each iteration: \(openWork.summary)")
         if let rttMs { print("   added latency: \(fixed(rttMs, 1)) ms round trip through a UDP relay in this process (its CPU counts as ours)") }
-        let listener = try await BenchPoolListener.start(executable: executable, identities: 1)
+        let listener = try await ListenerProcess.start(executable: executable, identities: 1)
         let result: (concurrent: BenchPoolOpens.Run, oneAtATime: BenchPoolOpens.Run)
         do {
             print("   listener: pid \(listener.process.pid) at \(listener.address.ipAddress ?? "?"):\(listener.address.port ?? 0)")
