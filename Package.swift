@@ -145,7 +145,9 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-            ]
+            ],
+            // The iroh side of `peerpool-bench iroh`, run by the test venv's Python.
+            exclude: ["Iroh/iroh_bench_peer.py"]
         ),
         // Helpers both PeerpoolQUICTests and PeerpoolPoolTests use: child processes (the peerpool
         // executable, the Python interop peers), line reading, PEM files, bounded waits.

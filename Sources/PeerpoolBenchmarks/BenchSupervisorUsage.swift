@@ -64,7 +64,7 @@ struct BenchUsage: Sendable {
 
     /// User plus system CPU (fields 14 and 15 of /proc/<pid>/stat, all threads) and the
     /// voluntary plus involuntary context switches of each of its threads.
-    private static func process(_ pid: Int32) -> Part {
+    static func process(_ pid: Int32) -> Part {
         var part = Part()
         if let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
            let close = stat.lastIndex(of: ")") {
