@@ -140,6 +140,8 @@ let package = Package(
                 "PeerpoolWire",
                 "PeerpoolSupervisor",
                 "PeerpoolCommandSupport",
+                // The anchor of the supervisor's hop: a bare libzmq round trip, no peerpool code.
+                "CZMQ",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

@@ -66,6 +66,8 @@ struct BenchSupervisorCommand: AsyncParsableCommand {
     static let throughputBar = 0.6
     static let throughputGoal = 0.8
     static let addedLatencyGoalMicroseconds = 50.0
+    /// The hop's added getStream latency, in bare ZeroMQ round trips measured in the same run.
+    static let addedLatencyGoalRoundTrips = 3.0
     static let cpuRatioGoal = 1.1
     static let waitersFailedGoalMilliseconds = 50.0
     static let servingAgainGoalMilliseconds = 300.0
@@ -191,6 +193,14 @@ struct BenchSupervisorCommand: AsyncParsableCommand {
         let addedP99 = figures.supervisor.p(0.99) - figures.pool.p(0.99)
         print("   added by the supervisor: p50 \(us(addedP50)), p99 \(us(addedP99)); whole iteration p50 "
             + us(figures.supervisor.iteration(0.5) - figures.pool.iteration(0.5)))
+        // The anchor, in the same run: a bare libzmq DEALER <-> ROUTER round trip between two
+        // processes, 12-byte header + 64-byte body echoed.
+        let bare = try await BenchZMQRoundTrip.measure(count: max(1000, samples))
+        let hops = addedP50.benchSeconds / max(bare.p(0.5).benchSeconds, 1e-9)
+        print("   anchor: bare ZeroMQ round trip over ipc:// (12 + 64 bytes echoed) p50 \(us(bare.p(0.5))), p99 \(us(bare.p(0.99)));"
+            + " added p50 = \(BenchText.fixed(hops, 1)) bare round trips")
+        report.atMost("getStream p50 added, in bare ZeroMQ round trips", hops, digits: 1, goal: Self.addedLatencyGoalRoundTrips)
+        report.info("bare ZeroMQ round trip p50 / p99", "\(us(bare.p(0.5))) / \(us(bare.p(0.99)))")
         report.atMost("getStream p50 added (supervisor - pool)", addedP50.benchSeconds * 1e6, digits: 0, unit: " µs", goal: Self.addedLatencyGoalMicroseconds)
         report.info("getStream p99 added (supervisor - pool)", us(addedP99))
         report.info("getStream p50 / p99: pool", "\(us(figures.pool.p(0.5))) / \(us(figures.pool.p(0.99)))")
