@@ -1,22 +1,21 @@
 // swift-tools-version:6.1
 //
-// peerpool: layers from the bottom up, each module importing only the ones below it.
+// peerpool: layers from the bottom up; each module imports only modules on lines above it.
 //
 //   CNGTCP2, CZMQ          C system libraries (Debian: libngtcp2-crypto-gnutls-dev, libzmq3-dev)
-//   CLinuxProcess          the Linux process calls Swift cannot import (pidfd_open, prctl)
+//   CLinuxProcess          the Linux process calls Swift cannot import (pidfd_open, prctl, pipe2)
 //   PeerpoolIdentity       ID52 names, ed25519 secret keys, self-signed certificates
-//   PeerpoolQUIC           authenticated QUIC endpoint, connections and streams on ngtcp2 + GnuTLS
-//   PeerpoolPool           fastn's stream protocol, getStream over pooled connections, the accepting side
-//   PeerpoolWire           the versioned ZeroMQ wire protocol: frames, codes, sockets on their own thread
-//   PeerpoolSupervisor     worker processes, sharding, crash isolation, the client of a supervisor
-//   PeerpoolCommandSupport what the command and the benchmarks share
+//   PeerpoolWire           (CZMQ) the versioned ZeroMQ wire protocol: frames, codes, sockets on their own thread
+//   PeerpoolQUIC           (CNGTCP2, Identity) authenticated QUIC endpoint, connections and streams
+//   PeerpoolPool           (QUIC) fastn's stream protocol, getStream over pooled connections, the accepting side
+//   PeerpoolSupervisor     (Pool, Wire, CLinuxProcess) worker processes, sharding, crash isolation, the client
+//   PeerpoolCommandSupport (QUIC) what the command and the benchmarks share: child processes, stop requests
 //   peerpool               the command-line tool
 //   PeerpoolBenchmarks     `peerpool-bench`: benchmarks beside their anchors, not shipped in the command
 import PackageDescription
 
 let package = Package(
     name: "peerpool",
-    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "peerpool", targets: ["peerpool"]),
         .executable(name: "peerpool-bench", targets: ["PeerpoolBenchmarks"]),
@@ -54,7 +53,6 @@ let package = Package(
             name: "PeerpoolWire",
             dependencies: [
                 "CZMQ",
-                "PeerpoolIdentity",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -84,6 +82,7 @@ let package = Package(
                 "PeerpoolQUIC",
                 "PeerpoolIdentity",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -184,7 +183,7 @@ let package = Package(
         .testTarget(
             name: "PeerpoolQUICTests",
             dependencies: [
-                "PeerpoolQUIC", "PeerpoolIdentity", "PeerpoolTestSupport", "CZMQ",
+                "PeerpoolQUIC", "PeerpoolIdentity", "PeerpoolTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
