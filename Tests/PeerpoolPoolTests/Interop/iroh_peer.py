@@ -23,9 +23,10 @@ stream; echo sends back every byte until the opener finishes, then finishes.
 
     client  --peer ID52 --addr HOST:PORT [--secret HEX] --mode M [--count N] [--bytes N]
             [--streams N] [--timeout S]
-            stdout: `ID <our ID52>`, then `CONNECTED <remote ID52>`, then by mode:
+            stdout: `ID <our ID52>`, then `CONNECTED <remote ID52>` and `TIMING connect <ms> ms`
+            (the handshake), then by mode:
               ping        N pings (--count, default 1), each on a new stream: `PONG ok` or
-                          `PONG bad <JSON string of what came>`
+                          `PONG bad <JSON string of what came>`, then `TIMING ping <ms> ms`
               echo        one echo stream of --bytes (default 1 MiB) of a fixed pattern, written
                           while reading: `ECHO ok <bytes> <seconds>` if byte-exact, else
                           `ECHO bad <details>`
@@ -264,15 +265,19 @@ async def client(iroh, args) -> int:
     endpoint = await make_endpoint(iroh, args.secret, "127.0.0.1:0")
     say("ID " + id52(endpoint.id().to_bytes()))
     target = iroh.EndpointAddr(iroh.EndpointId.from_bytes(from_id52(args.peer)), None, [args.addr])
+    started = time.monotonic()
     try:
         connection = await endpoint.connect(target, ALPN)
     except Exception as error:
         say("CONNECT_ERROR " + json.dumps(describe(error)))
         return 1
     say("CONNECTED " + id52(connection.remote_id().to_bytes()))
+    say(f"TIMING connect {(time.monotonic() - started) * 1000:.2f} ms")
     if args.mode == "ping":
         for _ in range(args.count):
+            started = time.monotonic()
             say(await ping(connection))
+            say(f"TIMING ping {(time.monotonic() - started) * 1000:.2f} ms")
     elif args.mode == "echo":
         start = time.monotonic()
         ok, details = await echo(connection, args.bytes)
