@@ -62,7 +62,7 @@ struct IrohInteropTests {
             var offset = 0
             while offset < Self.echoBytes {
                 let length = min(64 * 1024, Self.echoBytes - offset)
-                try await stream.write(EchoPattern.bytes(offset, length))
+                try await stream.write(EchoPattern.buffer(offset, length))
                 offset += length
             }
             try await stream.finish()
@@ -70,7 +70,7 @@ struct IrohInteropTests {
         var received = 0
         var firstMismatch: Int?
         while let chunk = try await stream.read() {
-            if firstMismatch == nil, !chunk.readableBytesView.elementsEqual(EchoPattern.bytes(received, chunk.readableBytes)) {
+            if firstMismatch == nil, !EchoPattern.matches(chunk, at: received) {
                 firstMismatch = received
             }
             received += chunk.readableBytes
@@ -189,7 +189,7 @@ struct IrohInteropTests {
         let server = try await TestPeer()
         defer { Task { await server.stop() } }
         let run = try await IrohPeer.runClient(
-            peer: server.key.id52, port: server.port, ["--mode", "echo", "--bytes", "\(Self.echoBytes)"], within: .seconds(150))
+            peer: server.key.id52, port: server.port, ["--mode", "echo", "--bytes", "\(Self.echoBytes)"], within: .seconds(240))
         #expect(run.status == 0, "\(run.transcript)")
         let line = run.lines.first { $0.hasPrefix("ECHO ") }
         #expect(line?.hasPrefix("ECHO ok \(Self.echoBytes) ") == true, "\(run.transcript)")
@@ -282,21 +282,40 @@ extension TestPeer {
     var port: Int { endpoint.localAddress.port ?? 0 }
 }
 
-/// The echo payload of `iroh_peer.py`: byte i is (i * 7 + (i % 65521) / 251) mod 256, repeating
-/// every 65,521 bytes, so a shifted, dropped or repeated block shows.
+/// The echo payload of `iroh_peer.py`: byte i is (j * 7 + j / 251) mod 256 with j = i mod
+/// 65,521, so a shifted, dropped or repeated block shows. Slices and compares with memcmp: a
+/// debug build spends seconds per 64 MiB on element-wise loops.
 enum EchoPattern {
     static let period = 65_521
-    static let block: [UInt8] = (0..<period).map { UInt8(truncatingIfNeeded: $0 * 7 + $0 / 251) }
+    /// Two periods plus a chunk, so any chunk of at most `maxChunk` bytes is one contiguous slice.
+    static let maxChunk = 1 << 20
+    static let repeated: ByteBuffer = {
+        let block = (0..<period).map { UInt8(truncatingIfNeeded: $0 * 7 + $0 / 251) }
+        var buffer = ByteBuffer()
+        while buffer.readableBytes < period + maxChunk { buffer.writeBytes(block) }
+        return buffer
+    }()
 
-    static func bytes(_ offset: Int, _ length: Int) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(length)
-        var position = offset % period
-        while out.count < length {
-            let take = min(period - position, length - out.count)
-            out += block[position..<(position + take)]
-            position = 0
+    /// Bytes offset ..< offset + length (length at most `maxChunk`).
+    static func buffer(_ offset: Int, _ length: Int) -> ByteBuffer {
+        repeated.getSlice(at: offset % period, length: length)!
+    }
+
+    /// Whether `chunk` is the payload from `offset` on (chunks longer than `maxChunk` are
+    /// compared piecewise).
+    static func matches(_ chunk: ByteBuffer, at offset: Int) -> Bool {
+        var position = 0
+        while position < chunk.readableBytes {
+            let length = min(maxChunk, chunk.readableBytes - position)
+            let expected = buffer(offset + position, length)
+            let same = chunk.withUnsafeReadableBytes { got in
+                expected.withUnsafeReadableBytes { want in
+                    memcmp(got.baseAddress! + position, want.baseAddress!, length) == 0
+                }
+            }
+            guard same else { return false }
+            position += length
         }
-        return out
+        return true
     }
 }

@@ -23,7 +23,8 @@ struct IrohNamespaceTests {
                 continue
             }
             // The inner run's verdicts and figures, for the log.
-            for line in result.output.split(separator: "\n") where line.contains("Test ") || line.contains("iroh echo") {
+            for line in result.output.split(separator: "\n") where line.contains(" passed after ") || line.contains(" failed after ") || line.contains("recorded an issue")
+                || line.contains("iroh echo") {
                 print("[loopback namespace] \(line)")
             }
             #expect(result.status == 0, "IrohInteropTests failed inside the namespace:\n\(result.output)")
