@@ -4,7 +4,8 @@
 #   deploy/setup.sh          build and run: ngtcp2 + GnuTLS, libzmq, pkg-config
 #   deploy/setup.sh --test   also what the tests use: the anchor (Debian's ngtcp2 example
 #                            client and server), pyzmq for the example Python client
-#                            (examples/python) and a Python venv with aioquic in .venv-test/
+#                            (examples/python), iproute2 (the iroh tests' network
+#                            namespaces) and a Python venv with aioquic and iroh in .venv-test/
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,7 +13,7 @@ packages=(libngtcp2-dev libngtcp2-crypto-gnutls-dev libgnutls28-dev libzmq3-dev 
 want_test=0
 if [[ "${1:-}" == "--test" ]]; then
     want_test=1
-    packages+=(ngtcp2-server ngtcp2-client python3-venv python3-pip python3-zmq)
+    packages+=(ngtcp2-server ngtcp2-client python3-venv python3-pip python3-zmq iproute2)
 fi
 
 missing=()
@@ -34,5 +35,12 @@ if ((want_test)); then
         echo "setup: creating .venv-test with aioquic" >&2
         python3 -m venv .venv-test
         .venv-test/bin/pip install -q --disable-pip-version-check 'aioquic>=1.0,<2' </dev/null
+    fi
+    # iroh: n0's QUIC endpoint (the Python bindings bundle iroh 1.4.1), the peer of the
+    # fastn/iroh interoperability tests. Those tests run it only inside a loopback-only network
+    # namespace: its port mapper probes the LAN gateway and cannot be switched off.
+    if ! .venv-test/bin/python -c 'import iroh' 2>/dev/null; then
+        echo "setup: installing iroh into .venv-test" >&2
+        .venv-test/bin/pip install -q --disable-pip-version-check 'iroh==1.2.0' </dev/null
     fi
 fi

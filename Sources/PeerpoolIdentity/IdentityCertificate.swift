@@ -3,7 +3,9 @@ import Foundation
 import SwiftASN1
 import X509
 
-/// The self-signed certificate a peer presents in the TLS handshake of a QUIC connection.
+/// The self-signed certificate a peer presents in the TLS handshake of a QUIC connection when
+/// the other side negotiates no certificate type (the X.509 fallback: older peerpool, aioquic).
+/// Peers that support RFC 7250, iroh and fastn among them, get the bare key instead.
 ///
 /// No CA is involved: a peer is its key. The handshake proves possession of the key (TLS 1.3
 /// CertificateVerify), and the other side compares the certificate's ed25519 key with the ID52 it

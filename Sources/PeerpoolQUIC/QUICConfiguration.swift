@@ -8,6 +8,13 @@ public struct QUICConfiguration: Sendable {
     /// A peer that offers anything else is refused during the handshake.
     public var alpn: String = "/fastn/entity/0.1"
 
+    /// Offer X.509 certificates after raw public keys (RFC 7250), for peers that negotiate no
+    /// certificate type: peerpool before raw public keys, aioquic, most TLS stacks. Raw public
+    /// keys are always offered first and win whenever the peer supports them (iroh and fastn
+    /// accept nothing else). Off: such peers fail the handshake, and no X.509 certificate is
+    /// built per identity. Either way only the ed25519 key counts. Default: true.
+    public var allowsX509Fallback: Bool = true
+
     /// Close a connection when nothing arrived for this long. The smaller of both sides' values
     /// applies. Default: 30 s, comfortably above the pool's 12 s ping period.
     public var idleTimeout: Duration = .seconds(30)

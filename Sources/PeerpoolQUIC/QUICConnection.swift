@@ -50,6 +50,12 @@ public final class QUICConnection: Sendable, Hashable, CustomStringConvertible {
         try await core.initiateKeyUpdate()
     }
 
+    /// How the peer presented its key: a raw public key (iroh, fastn, peerpool) or an X.509
+    /// certificate (the fallback for peers that negotiate no certificate type).
+    public var peerCertificateType: QUICCertificateType? {
+        get async { await core.peerCertificateType }
+    }
+
     /// Why the connection ended, or nil while it is open.
     public var closeReason: QUICCloseReason? {
         get async { await core.closeReason }

@@ -2,16 +2,20 @@ import CNGTCP2
 import Crypto
 import PeerpoolIdentity
 
-// TLS 1.3 through ngtcp2's GnuTLS helper. Both sides present a self-signed certificate carrying
-// their ed25519 key and both require the peer's. Trust is the key alone: the client accepts
-// exactly the key its target ID52 names; the server records whichever key the client proved.
+// TLS 1.3 through ngtcp2's GnuTLS helper. Both sides present their ed25519 key as a raw public
+// key (RFC 7250: a 44-byte SubjectPublicKeyInfo, what iroh requires), or as a self-signed X.509
+// certificate when X.509 fallback is on and the peer negotiates no certificate type; both require
+// the peer's. Trust is the key alone: the client accepts exactly the key its target ID52 names;
+// the server records whichever key the client proved.
 
 extension QUICConnectionCore {
     func setUpTLS(server: Bool, serverName: String?) throws {
         var newSession: gnutls_session_t?
         // No session tickets: peerpool never resumes sessions, so issuing and storing tickets
         // would only cost CPU and memory per connection.
+        // ENABLE_RAWPK: without it GnuTLS ignores the certificate types of the priority string.
         let flags = (server ? GNUTLS_SERVER.rawValue : GNUTLS_CLIENT.rawValue) | GNUTLS_NO_TICKETS.rawValue
+            | GNUTLS_ENABLE_RAWPK.rawValue
         var rv = gnutls_init(&newSession, flags)
         guard rv == 0, let newSession else {
             throw QUICError(.internal, "gnutls_init: \(gnutlsMessage(rv))")
@@ -50,7 +54,7 @@ extension QUICConnectionCore {
         ngtcp2_conn_set_tls_native_handle(conn, UnsafeMutableRawPointer(newSession))
     }
 
-    /// Which certificate this session presents (GnuTLS's retrieve callback).
+    /// Which identity this session presents (GnuTLS's retrieve callback).
     func presentedIdentity(session: gnutls_session_t) -> TLSIdentity? {
         if let localIdentity { return localIdentity }
         guard isServer else { return nil }
@@ -62,7 +66,9 @@ extension QUICConnectionCore {
             return String(decoding: buffer.prefix(length), as: UTF8.self)
         }
         guard let identity = tls.serverIdentity(sni: sni) else {
-            pendingFailure = .handshakeFailed("client asked for \(sni ?? "no name"), which this endpoint does not serve")
+            pendingFailure = .handshakeFailed(sni.map { "client asked for \($0), which this endpoint does not serve" }
+                ?? "client sent no SNI and this endpoint holds \(tls.identities.count) identities: "
+                + "give it one socket per identity, or name the one that answers clients without SNI (iroh 1.0.4 and later send none)")
             return nil
         }
         localIdentity = identity
@@ -73,23 +79,43 @@ extension QUICConnectionCore {
     /// client it must be the key of the ID52 we dialled. Returns 0 to go on, -1 to refuse.
     func verifyPeer(session: gnutls_session_t) -> CInt {
         let offered = Self.peerKey(session: session)
+        peerCertificateType = Self.certificateType(session: session, GNUTLS_CTYPE_PEERS)
         if let expectedPeer {
             guard offered == expectedPeer else {
                 pendingFailure = .wrongPeerKey(expected: expectedPeer, offered: offered)
                 return -1
             }
         } else if offered == nil {
-            pendingFailure = .handshakeFailed("the client presented no ed25519 certificate")
+            pendingFailure = .handshakeFailed("the client presented no ed25519 key")
             return -1
         }
         peerID52 = offered
         return 0
     }
 
-    /// The ID52 of the ed25519 key in the peer's first certificate, if it has one.
+    /// The negotiated certificate type of one side.
+    static func certificateType(session: gnutls_session_t, _ target: gnutls_ctype_target_t) -> QUICCertificateType? {
+        switch gnutls_certificate_type_get2(session, target) {
+        case GNUTLS_CRT_RAWPK: return .rawPublicKey
+        case GNUTLS_CRT_X509: return .x509
+        default: return nil
+        }
+    }
+
+    /// The ID52 of the peer's ed25519 key: its raw public key (exactly an ed25519
+    /// SubjectPublicKeyInfo) or the key in its first X.509 certificate; nil if it has none.
     static func peerKey(session: gnutls_session_t) -> ID52? {
         var count: CUnsignedInt = 0
         guard let peers = gnutls_certificate_get_peers(session, &count), count > 0 else { return nil }
+        // No curve-point check: TLS already verified the peer's CertificateVerify signature with
+        // this key, which only a valid point allows.
+        if gnutls_certificate_type_get2(session, GNUTLS_CTYPE_PEERS) == GNUTLS_CRT_RAWPK {
+            guard let data = peers.pointee.data,
+                let raw = TLSIdentity.ed25519Key(fromSubjectPublicKeyInfo: UnsafeBufferPointer(start: data, count: Int(peers.pointee.size))),
+                let key = try? Curve25519.Signing.PublicKey(rawRepresentation: raw)
+            else { return nil }
+            return ID52(publicKey: key)
+        }
         var certificate: gnutls_x509_crt_t?
         guard gnutls_x509_crt_init(&certificate) == 0, let certificate else { return nil }
         defer { gnutls_x509_crt_deinit(certificate) }
@@ -99,8 +125,6 @@ extension QUICConnectionCore {
         guard gnutls_x509_crt_get_pk_ecc_raw(certificate, &curve, &x, nil) == 0 else { return nil }
         defer { pp_gnutls_free(x.data) }
         guard curve == GNUTLS_ECC_CURVE_ED25519, let data = x.data, x.size == 32 else { return nil }
-        // No curve-point check: TLS already verified the peer's CertificateVerify signature with
-        // this key, which only a valid point allows.
         guard let key = try? Curve25519.Signing.PublicKey(rawRepresentation: UnsafeBufferPointer(start: data, count: 32)) else {
             return nil
         }

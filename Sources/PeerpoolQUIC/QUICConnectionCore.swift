@@ -51,6 +51,8 @@ actor QUICConnectionCore {
     let expectedPeer: ID52?
     /// The key the peer proved in its certificate.
     var peerID52: ID52?
+    /// How the peer presented that key.
+    var peerCertificateType: QUICCertificateType?
 
     // Lifecycle.
     enum Phase { case handshaking, established, closed }
@@ -193,7 +195,7 @@ actor QUICConnectionCore {
         }
         conn = newConn
         connectionIDs.insert(ConnectionID(scid))
-        try setUpTLS(server: false, serverName: serverName.description)
+        try setUpTLS(server: false, serverName: TLSContext.serverName(for: serverName))
     }
 
     /// Creates the server side for a client's first Initial packet.

@@ -37,17 +37,25 @@ public final class QUICEndpoint: Sendable {
     /// IPv6 address from it fails with `address_unreachable`, as does any address the kernel
     /// would refuse to send to (broadcast, multicast, no route). Such a failure is that one
     /// call's: the socket and its other connections carry on.
+    ///
+    /// A client that names one of `identities` in SNI (`<ID52>.iroh.invalid` or the bare ID52)
+    /// gets that one. A client that sends no SNI (iroh 1.0.4 and later never do) gets
+    /// `answeringWithoutSNI`, which defaults to the only identity; an endpoint with several and
+    /// none named refuses such clients. To serve iroh clients as several identities, bind one
+    /// socket per identity.
     public static func bind(
         host: String,
         port: Int,
         identities: [SecretKey],
+        answeringWithoutSNI: ID52? = nil,
         acceptIncoming: Bool = true,
         configuration: QUICConfiguration = QUICConfiguration(),
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger = Logger(label: "peerpool.quic", factory: { _ in SwiftLogNoOpLogHandler() })
     ) async throws -> QUICEndpoint {
         try configuration.validate()
-        let tls = try TLSContext(identities: identities, alpn: configuration.alpn)
+        let tls = try TLSContext(identities: identities, alpn: configuration.alpn, x509Fallback: configuration.allowsX509Fallback,
+            defaultIdentity: answeringWithoutSNI)
         let (stream, continuation) = AsyncStream<QUICConnection>.makeStream(
             bufferingPolicy: .bufferingOldest(configuration.acceptBacklog))
         let offload = configuration.useOffload && System.supportsUDPSegmentationOffload

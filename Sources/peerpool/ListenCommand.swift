@@ -26,7 +26,11 @@ struct ListenCommand: AsyncParsableCommand {
             SNI, so all of them share the one address. Served protocols: "Ping"; \
             {"Generic":"echo"} (sends back what it gets); {"Generic":"source"} with an extra line \
             <n> (sends n bytes); {"Generic":"sink"} (counts what it gets and answers the count). \
-            Runs until SIGINT or SIGTERM, or with --exit-on-stdin-eof until standard input ends.
+            Runs until SIGINT or SIGTERM, or with --exit-on-stdin-eof until standard input ends. \
+            With --socket-per-identity each identity gets a UDP socket of its own (port 0: any \
+            free port each; else consecutive ports from the one given) and its line reads \
+            <ID52>@<host>:<port>; <port> on the LISTENING line is the first socket's. That is \
+            how to serve iroh 1.0.4 and later clients as several identities: they send no SNI.
             """
     )
 
@@ -42,6 +46,9 @@ struct ListenCommand: AsyncParsableCommand {
         "Identities to serve (default: one per --key-file, else 1). New identities are generated past the key files.",
         valueName: "n"))
     var identities: Int?
+
+    @Flag(help: "One UDP socket per identity, for clients that send no SNI (iroh 1.0.4 and later).")
+    var socketPerIdentity = false
 
     @Flag(help: "Exit when standard input ends, so a parent that dies (even by SIGKILL) takes this process with it.")
     var exitOnStdinEof = false
@@ -71,13 +78,25 @@ struct ListenCommand: AsyncParsableCommand {
         var quic = QUICConfiguration()
         quic.maxConnections = max(quic.maxConnections, keys.count + Self.connectionHeadroom)
         quic.acceptBacklog = max(quic.acceptBacklog, keys.count + Self.connectionHeadroom)
-        let endpoint = try await QUICEndpoint.bind(
-            host: host, port: port, identities: keys, acceptIncoming: true, configuration: quic, logger: logger)
-        let acceptor = StreamAcceptor(
-            endpoint: endpoint, configuration: ListenServices.acceptorConfiguration, logger: logger
-        ) { incoming in
-            await ListenServices.serve(incoming, logger: logger)
+        // All identities behind one socket (chosen by SNI), or one socket each.
+        let groups = socketPerIdentity ? keys.map { [$0] } : [keys]
+        var endpoints: [QUICEndpoint] = []
+        for (index, group) in groups.enumerated() {
+            do {
+                endpoints.append(try await QUICEndpoint.bind(
+                    host: host, port: port == 0 ? 0 : port + index, identities: group, acceptIncoming: true,
+                    configuration: quic, logger: logger))
+            } catch {
+                for endpoint in endpoints { await endpoint.close() }
+                throw error
+            }
         }
+        let acceptors = endpoints.map { endpoint in
+            StreamAcceptor(endpoint: endpoint, configuration: ListenServices.acceptorConfiguration, logger: logger) { incoming in
+                await ListenServices.serve(incoming, logger: logger)
+            }
+        }
+        let endpoint = endpoints[0]
 
         let (stops, stop) = AsyncStream<String>.makeStream(bufferingPolicy: .bufferingOldest(1))
         let signalSources = StopRequests.watchSignals(stop)
@@ -87,17 +106,27 @@ struct ListenCommand: AsyncParsableCommand {
         // the pipe gets it at once, never stuck in a stdio buffer.
         var announcement = "LISTENING \(endpoint.localAddress.ipAddress ?? host) \(endpoint.localAddress.port ?? port) \(keys.count)\n"
         announcement.reserveCapacity(announcement.utf8.count + keys.count * 53)
-        for key in keys { announcement += "\(key.id52)\n" }
+        if socketPerIdentity {
+            for (key, endpoint) in zip(keys, endpoints) {
+                announcement += "\(key.id52)@\(endpoint.localAddress.ipAddress ?? host):\(endpoint.localAddress.port ?? 0)\n"
+            }
+        } else {
+            for key in keys { announcement += "\(key.id52)\n" }
+        }
         try FileHandle.standardOutput.write(contentsOf: Data(announcement.utf8))
 
         await withDiscardingTaskGroup { group in
-            group.addTask { try? await acceptor.run() }
+            for acceptor in acceptors { group.addTask { try? await acceptor.run() } }
             for await reason in stops {
                 logger.debug("stopping", metadata: ["reason": "\(reason)"])
                 break
             }
-            // Ends every connection and the incoming sequence, and with them the acceptor.
-            await StopRequests.closeWithWatchdog(endpoint, seconds: 5)
+            // Ends every connection and the incoming sequence, and with them the acceptors.
+            // One watchdog (it ends the process after 5 s) for all of them.
+            await withDiscardingTaskGroup { closing in
+                closing.addTask { await StopRequests.closeWithWatchdog(endpoint, seconds: 5) }
+                for other in endpoints.dropFirst() { closing.addTask { await other.close(code: 0) } }
+            }
         }
         withExtendedLifetime(signalSources) {}
     }

@@ -38,6 +38,7 @@ struct AioquicInteropTests {
                 return
             }
             #expect(connection.remoteID52 == clientKey.id52, "the client's certificate key, as we saw it")
+            #expect(await connection.peerCertificateType == .x509, "aioquic negotiates no certificate type: the X.509 fallback")
             #expect(connection.localID52 == serverKey.id52)
 
             let echoed = try await withDeadline(.seconds(15)) {
@@ -81,7 +82,8 @@ struct AioquicInteropTests {
             }
             #expect(received == sent, "\(python.transcript)")
 
-            #expect(try await python.value(of: "SNI") == serverKey.id52.description, "we name the server's ID52 in SNI")
+            #expect(try await python.value(of: "SNI") == "\(serverKey.id52).iroh.invalid", "we name the server's ID52 in SNI, as iroh does")
+            #expect(await connection.peerCertificateType == .x509, "aioquic negotiates no certificate type: the X.509 fallback")
             #expect(try await python.value(of: "PEER") == hex(clientKey.id52.publicKeyBytes), "the key we proved to aioquic")
             await connection.close()
         }
@@ -103,6 +105,24 @@ struct AioquicInteropTests {
             #expect(error?.message.contains(serverKey.id52.description) == true, "names the key that answered: \(String(describing: error))")
             #expect(await endpoint.connectionCount == 0)
         }
+    }
+}
+
+extension AioquicInteropTests {
+    @Test(.timeLimit(.minutes(1)))
+    func ourClient_withoutX509Fallback_isRefusedByAioquic() async throws {
+        let serverKey = SecretKey.generate()
+        let (python, port) = try await PythonPeer.server(identity: serverKey)
+        defer { python.stop() }
+        let endpoint = try await QUICEndpoint.bind(
+            host: "127.0.0.1", port: 0, identities: [SecretKey.generate()], acceptIncoming: false,
+            configuration: testConfiguration { $0.allowsX509Fallback = false })
+        defer { Task { await endpoint.close() } }
+        let address = try SocketAddress(ipAddress: "127.0.0.1", port: port)
+        let error = await #expect(throws: QUICError.self) {
+            _ = try await endpoint.connect(to: serverKey.id52, at: address)
+        }
+        #expect(error?.code == .handshakeFailed, "\(String(describing: error))")
     }
 }
 

@@ -30,6 +30,20 @@ struct HandshakeTests {
         #expect(seenByA.remoteID52 == b.id52)
     }
 
+    @Test func peerpoolPeers_negotiateRawPublicKeys_withOrWithoutX509Fallback() async throws {
+        for (serverFallback, clientFallback) in [(true, true), (false, true), (true, false), (false, false)] {
+            let (server, keys) = try await makeServer(configuration: testConfiguration { $0.allowsX509Fallback = serverFallback })
+            let (client, _) = try await makeClient(configuration: testConfiguration { $0.allowsX509Fallback = clientFallback })
+            async let accepted = nextIncoming(server)
+            let connection = try await client.connect(to: keys[0].id52, at: server.localAddress)
+            #expect(await connection.peerCertificateType == .rawPublicKey, "server fallback \(serverFallback), client \(clientFallback)")
+            let seen = try #require(await accepted)
+            #expect(await seen.peerCertificateType == .rawPublicKey)
+            await client.close()
+            await server.close()
+        }
+    }
+
     @Test func severalIdentitiesBehindOneSocket_areChosenBySNI() async throws {
         let (server, keys) = try await makeServer(identities: 5)
         let (client, clientKey) = try await makeClient()

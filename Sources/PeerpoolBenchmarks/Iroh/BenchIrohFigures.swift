@@ -33,10 +33,10 @@ struct BenchIrohFigures {
 
     func print(mib: Int) {
         func row(_ name: String, _ ours: Double, _ theirs: Double, _ unit: String, ratio: Double) {
-            Swift.print(String(format: "%-52@ %10.2f %10.2f  %@  ratio %.2f", name as NSString, ours, theirs, unit as NSString, ratio))
+            Swift.print(BenchText.pad(name, 52) + String(format: " %10.2f %10.2f  ", ours, theirs) + unit + String(format: "  ratio %.2f", ratio))
         }
         Swift.print("")
-        Swift.print(String(format: "%-52@ %10@ %10@", "figure (medians)" as NSString, "peerpool" as NSString, "iroh" as NSString))
+        Swift.print(BenchText.pad("figure (medians)", 52) + " " + BenchText.pad("peerpool", 10) + " " + BenchText.pad("iroh", 10))
         let intoIrohOurs = median(oursToIroh.map(\.sent.megabytesPerSecond))
         let intoIrohTheirs = median(irohToIroh.map(\.sent.megabytesPerSecond))
         row("into the iroh sink: sender peerpool vs iroh", intoIrohOurs, intoIrohTheirs, "MB/s  ", ratio: intoIrohOurs / max(intoIrohTheirs, 1e-9))

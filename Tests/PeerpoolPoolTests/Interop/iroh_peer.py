@@ -1,0 +1,327 @@
+#!/usr/bin/env python3
+"""A real iroh endpoint (n0's Python bindings, `iroh==1.2.0`, bundling iroh 1.4.1) speaking
+fastn-net's stream protocol, for the iroh interoperability tests (IrohInteropTests).
+
+iroh authenticates with TLS 1.3 raw public keys (RFC 7250) and knows nothing of peerpool; the
+stream protocol here is written from fastn-net's description, not from our Swift code.
+
+SAFETY: an iroh endpoint's port mapper probes the LAN gateway and cannot be switched off, so this
+script refuses to start unless its network namespace has no interface but loopback (the tests
+run it under `unshare --net`). Relays and address lookup are off (minimal preset, relay mode
+disabled); the only addresses it ever dials are the ones given on the command line.
+
+The protocol: the opener opens a bidirectional stream and writes the protocol as one compact
+JSON value and `\\n` ("Ping", {"Generic": "echo"}); the acceptor reads that line, answers
+`ack\\n`, and the two speak the protocol. A ping is answered `ack\\npong\\n` and the end of the
+stream; echo sends back every byte until the opener finishes, then finishes.
+
+    server  [--secret HEX] [--host 127.0.0.1]
+            stdout: `READY <udp port> <our ID52>` once bound; `PEER <client ID52>` per connection;
+            `STREAM <header>` per stream. Serves "Ping" and {"Generic":"echo"}; anything else
+            gets `refused: <header>\\n` and the end of the stream. Runs until stdin reaches EOF
+            (the test is gone) or SIGKILL.
+
+    client  --peer ID52 --addr HOST:PORT [--secret HEX] --mode M [--count N] [--bytes N]
+            [--streams N] [--timeout S]
+            stdout: `ID <our ID52>`, then `CONNECTED <remote ID52>` and `TIMING connect <ms> ms`
+            (the handshake), then by mode:
+              ping        N pings (--count, default 1), each on a new stream: `PONG ok` or
+                          `PONG bad <JSON string of what came>`, then `TIMING ping <ms> ms`
+              echo        one echo stream of --bytes (default 1 MiB) of a fixed pattern, written
+                          while reading: `ECHO ok <bytes> <seconds>` if byte-exact, else
+                          `ECHO bad <details>`
+              concurrent  --streams N echo streams at once on the one connection, 4 KiB each:
+                          `CONCURRENT ok <N>` or `CONCURRENT bad <details>`
+            Exit 0 once its lines are printed. Exit 1, with the reason on stderr (`CONNECT_ERROR
+            <message>` on stdout when the connection fails), on any failure or after --timeout
+            (default 30 s).
+"""
+
+import argparse
+import asyncio
+import base64
+import json
+import socket
+import sys
+import time
+
+ALPN = b"/fastn/entity/0.1"
+ACK = b"ack\n"
+PONG = b"ack\npong\n"
+HEADER_LIMIT = 64 * 1024
+CHUNK = 64 * 1024
+
+
+def say(line: str) -> None:
+    print(line, flush=True)
+
+
+def require_loopback_only_namespace() -> None:
+    """Refuse to run iroh anywhere but in a namespace that has only loopback."""
+    names = [name for _, name in socket.if_nameindex()]
+    if names != ["lo"]:
+        sys.stderr.write(
+            f"iroh_peer: refusing to start: this network namespace has interfaces {names}; "
+            "run me inside `unshare --net` (iroh's port mapper probes the LAN gateway)\n")
+        sys.exit(2)
+
+
+def describe(error: Exception) -> str:
+    """An iroh error's message (str() of one is empty), else the exception's text."""
+    message = getattr(error, "message", None)
+    return message() if callable(message) else repr(error)
+
+
+def id52(key: bytes) -> str:
+    """fastn's ID52: lowercase RFC 4648 base32hex of the 32-byte key, no padding."""
+    return base64.b32hexencode(key).decode().lower().rstrip("=")
+
+
+def from_id52(text: str) -> bytes:
+    padded = text.upper() + "=" * (-len(text) % 8)
+    key = base64.b32hexdecode(padded)
+    if len(key) != 32 or id52(key) != text:
+        raise ValueError(f"not an ID52: {text}")
+    return key
+
+
+# The echo payload repeats every 65,521 bytes (a prime, so no chunk size lines up with it): a
+# shifted, dropped or repeated block shows as a mismatch.
+PERIOD = 65521
+_BLOCK = bytes(((i * 7) + (i // 251)) & 0xFF for i in range(PERIOD))
+
+
+def pattern(offset: int, length: int) -> bytes:
+    """Bytes offset ..< offset + length of the echo payload."""
+    start = offset % PERIOD
+    return (_BLOCK * ((start + length) // PERIOD + 1))[start:start + length]
+
+
+async def make_endpoint(iroh, secret: bytes | None, bind: str):
+    options = iroh.EndpointOptions(
+        preset=iroh.preset_minimal(),
+        relay_mode=iroh.RelayMode.disabled(),
+        alpns=[ALPN],
+        bind_addr=bind,
+        secret_key=secret,
+    )
+    return await iroh.Endpoint.bind(options)
+
+
+async def read_line(recv, limit: int = HEADER_LIMIT) -> tuple[bytes, bytes]:
+    """The first line (without `\\n`) and whatever came after it in the same reads."""
+    buffered = b""
+    while b"\n" not in buffered:
+        if len(buffered) > limit:
+            raise ValueError("header too long")
+        chunk = await recv.read(CHUNK)
+        if not chunk:
+            raise EOFError(f"stream ended before a full line: {buffered!r}")
+        buffered += chunk
+    line, _, rest = buffered.partition(b"\n")
+    return line, rest
+
+
+# --- server -------------------------------------------------------------------------------------
+
+
+async def serve_stream(stream) -> None:
+    send, recv = stream.send(), stream.recv()
+    try:
+        line, rest = await read_line(recv)
+        header = json.loads(line.decode("utf-8"))
+        say("STREAM " + json.dumps(header, separators=(",", ":"), sort_keys=True))
+        if header == "Ping":
+            await send.write_all(PONG)
+            await send.finish()
+        elif header == {"Generic": "echo"}:
+            await send.write_all(ACK)
+            if rest:
+                await send.write_all(rest)
+            while True:
+                chunk = await recv.read(CHUNK)
+                if not chunk:
+                    break
+                await send.write_all(chunk)
+            await send.finish()
+        else:
+            await send.write_all(b"refused: " + line + b"\n")
+            await send.finish()
+    except Exception as error:  # one stream's failure never ends the connection
+        sys.stderr.write(f"iroh_peer: stream: {error!r}\n")
+
+
+async def serve_connection(connection) -> None:
+    say("PEER " + id52(connection.remote_id().to_bytes()))
+    tasks = set()
+    try:
+        while True:
+            stream = await connection.accept_bi()
+            task = asyncio.ensure_future(serve_stream(stream))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+    except Exception as error:
+        sys.stderr.write(f"iroh_peer: connection ended: {error!r}\n")
+
+
+async def accept_connection(incoming) -> None:
+    try:
+        accepting = await incoming.accept()
+        connection = await accepting.connect()
+    except Exception as error:
+        say(f"ACCEPT_ERROR {error!r}")
+        return
+    await serve_connection(connection)
+
+
+async def stdin_closed() -> None:
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, sys.stdin.buffer.read)
+
+
+async def server(iroh, args) -> int:
+    endpoint = await make_endpoint(iroh, args.secret, f"{args.host}:0")
+    port = None
+    for address in endpoint.bound_sockets():
+        host, _, text = address.rpartition(":")
+        if host == args.host:
+            port = int(text)
+    if port is None:
+        sys.stderr.write(f"iroh_peer: no socket on {args.host}: {endpoint.bound_sockets()}\n")
+        return 1
+    say(f"READY {port} {id52(endpoint.id().to_bytes())}")
+    tasks = set()
+
+    async def accept_loop():
+        while True:
+            incoming = await endpoint.accept_next()
+            if incoming is None:
+                return
+            task = asyncio.ensure_future(accept_connection(incoming))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+    accepting = asyncio.ensure_future(accept_loop())
+    await stdin_closed()
+    accepting.cancel()
+    await endpoint.close()
+    return 0
+
+
+# --- client -------------------------------------------------------------------------------------
+
+
+async def ping(connection) -> str:
+    stream = await connection.open_bi()
+    send, recv = stream.send(), stream.recv()
+    await send.write_all(b'"Ping"\n')
+    data = await recv.read_to_end(1 << 20)
+    try:
+        await send.finish()
+    except Exception:
+        pass  # the peer may have stopped our sending side already
+    return "PONG ok" if data == PONG else "PONG bad " + json.dumps(data.decode("utf-8", "backslashreplace"))
+
+
+async def echo(connection, size: int) -> tuple[bool, str]:
+    stream = await connection.open_bi()
+    send, recv = stream.send(), stream.recv()
+    await send.write_all(b'{"Generic":"echo"}\n')
+    line, rest = await read_line(recv)
+    if line != b"ack":
+        return False, "no ack: " + json.dumps(line.decode("utf-8", "backslashreplace"))
+
+    async def writer():
+        offset = 0
+        while offset < size:
+            length = min(CHUNK, size - offset)
+            await send.write_all(pattern(offset, length))
+            offset += length
+        await send.finish()
+
+    writing = asyncio.ensure_future(writer())
+    received = len(rest)
+    mismatch = None
+    if rest and rest != pattern(0, len(rest)):
+        mismatch = 0
+    while True:
+        chunk = await recv.read(CHUNK)
+        if not chunk:
+            break
+        if mismatch is None and chunk != pattern(received, len(chunk)):
+            mismatch = received
+        received += len(chunk)
+        if received > size:
+            break
+    await writing
+    if mismatch is not None:
+        return False, f"mismatch at or after byte {mismatch}"
+    if received != size:
+        return False, f"received {received} of {size} bytes"
+    return True, ""
+
+
+async def client(iroh, args) -> int:
+    endpoint = await make_endpoint(iroh, args.secret, "127.0.0.1:0")
+    say("ID " + id52(endpoint.id().to_bytes()))
+    target = iroh.EndpointAddr(iroh.EndpointId.from_bytes(from_id52(args.peer)), None, [args.addr])
+    started = time.monotonic()
+    try:
+        connection = await endpoint.connect(target, ALPN)
+    except Exception as error:
+        say("CONNECT_ERROR " + json.dumps(describe(error)))
+        return 1
+    say("CONNECTED " + id52(connection.remote_id().to_bytes()))
+    say(f"TIMING connect {(time.monotonic() - started) * 1000:.2f} ms")
+    if args.mode == "ping":
+        for _ in range(args.count):
+            started = time.monotonic()
+            say(await ping(connection))
+            say(f"TIMING ping {(time.monotonic() - started) * 1000:.2f} ms")
+    elif args.mode == "echo":
+        start = time.monotonic()
+        ok, details = await echo(connection, args.bytes)
+        elapsed = time.monotonic() - start
+        say(f"ECHO ok {args.bytes} {elapsed:.3f}" if ok else f"ECHO bad {details}")
+    elif args.mode == "concurrent":
+        results = await asyncio.gather(*(echo(connection, 4096) for _ in range(args.streams)))
+        bad = [details for ok, details in results if not ok]
+        say(f"CONCURRENT ok {len(results)}" if not bad else f"CONCURRENT bad {len(bad)} failed: {bad[0]}")
+    connection.close(0, b"done")
+    await endpoint.close()
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("role", choices=["server", "client"])
+    parser.add_argument("--secret", type=bytes.fromhex, default=None, help="32-byte ed25519 seed, hex")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--peer")
+    parser.add_argument("--addr")
+    parser.add_argument("--mode", choices=["ping", "echo", "concurrent"], default="ping")
+    parser.add_argument("--count", type=int, default=1)
+    parser.add_argument("--bytes", type=int, default=1 << 20)
+    parser.add_argument("--streams", type=int, default=100)
+    parser.add_argument("--timeout", type=float, default=30)
+    args = parser.parse_args()
+    if args.role == "client" and not (args.peer and args.addr):
+        parser.error("client needs --peer and --addr")
+
+    require_loopback_only_namespace()
+    import iroh  # only now: importing is harmless, binding is not
+
+    async def run() -> int:
+        if args.role == "server":
+            return await server(iroh, args)
+        return await asyncio.wait_for(client(iroh, args), args.timeout)
+
+    try:
+        return asyncio.run(run())
+    except asyncio.TimeoutError:
+        sys.stderr.write(f"iroh_peer: timed out after {args.timeout} s\n")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
