@@ -131,6 +131,10 @@ final class SupervisorCore: @unchecked Sendable {
         try frontend.setOption(ZMQ_MAXMSGSIZE, int64: Self.maxFrame)
         let backend = try ZMQSocket(context, .router)
         try backend.setOption(ZMQ_ROUTER_MANDATORY, 1)
+        // No high-water mark toward workers on purpose: at one a ROUTER_MANDATORY send fails,
+        // and a lost CANCEL, RESET or CREDIT would strand a stream. What is queued is bounded
+        // anyway: OPENs by the per-client request limits and the 64 KiB body limit, stream data
+        // by the windows, and the frontend reads at most 1,000 messages ahead per client.
         try backend.setOption(ZMQ_SNDHWM, 0)
         try backend.setOption(ZMQ_RCVHWM, 0)
         let monitor = try frontend.monitor(

@@ -30,7 +30,9 @@ struct SupervisorCrashTests {
         let silent = try SilentPeer()
         let silentIDs = try SupervisorFixture.id52s(onShard: victim, count: waitersPerShard, workers: workers)
 
-        try await EmbeddedSupervisor.with(workers: workers) { embedded in
+        // 250 streams over 4 peers from one client: above the default fair share per peer
+        // (max_streams_per_client_per_peer, 50), which this test is not about.
+        try await EmbeddedSupervisor.with(workers: workers, { $0.maxStreamsPerClientPerPeer = 1_000 }) { embedded in
             let supervisor = embedded.supervisor
             let client = embedded.client
             let pids = try await embedded.runningPIDs()
@@ -231,6 +233,8 @@ struct SupervisorCrashTests {
         try await EmbeddedSupervisor.with(workers: 1, {
             $0.heartbeatInterval = defaults.heartbeatInterval
             $0.hangTimeout = defaults.hangTimeout
+            // 125 streams per peer from one client, above the default fair share (50).
+            $0.maxStreamsPerClientPerPeer = 1_000
         }) { embedded in
             let client = embedded.client
             let pid = try await embedded.runningPIDs()[0]
