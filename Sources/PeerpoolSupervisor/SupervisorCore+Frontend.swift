@@ -21,9 +21,13 @@ extension SupervisorCore {
     }
 
     private func handleClientMessage(_ key: ClientKey, header headerFrame: ZMQFrame, body: ZMQFrame?, extraFrames: Bool) {
+        // A client dropped for not reading hears why with its next message; if its queue is
+        // still full, with a later one (the notice is forgotten only once it was queued).
         if !overrunClients.isEmpty, clients[key] == nil, let index = overrunClients.firstIndex(of: key) {
-            overrunClients.remove(at: index)
-            sendError(key, id: 0, WireError(.clientOverrun, "this client did not read its replies until \(Self.frontendHighWaterMark) were queued; the supervisor dropped it: every request it had waiting got no answer and every stream it had open was reset. Read replies as they come; this message is new and is served"))
+            let notice = WireError(.clientOverrun, "this client did not read its replies until \(Self.frontendHighWaterMark) were queued; the supervisor dropped it: every request it had waiting got no answer and every stream it had open was reset. Read replies as they come; this message is new and is served")
+            if trySendToClient(key, WireHeader(.error, id: 0), body: notice.jsonBody) == .sent {
+                overrunClients.remove(at: index)
+            }
         }
         let (client, live) = client(for: key, header: headerFrame)
         // A message that outlived its connection is answered (the answer goes nowhere) and its

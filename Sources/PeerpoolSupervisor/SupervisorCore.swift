@@ -98,7 +98,10 @@ final class SupervisorCore: @unchecked Sendable {
     static let maxFrame: Int64 = 16 * 1_048_576 + 64
     /// Messages queued toward one client. Past it the client is not reading: it is dropped
     /// (see `dropUnreachable`).
-    static let frontendHighWaterMark: Int32 = 200_000
+    /// 50,000: far more than a client that reads as replies come ever has queued (its requests
+    /// are bounded, its streams' data by their windows), and at a STATUS reply's size about
+    /// 20 MB for one that never reads.
+    static let frontendHighWaterMark: Int32 = 50_000
     /// Messages read ahead from one client. Past it libzmq stops reading that client's
     /// connection (the client's own sends then wait): its backlog stays in its own process,
     /// not in the supervisor's memory, and other clients are read as before.
@@ -172,10 +175,17 @@ final class SupervisorCore: @unchecked Sendable {
     /// Sends header + optional body to a client. A client that is gone or no longer reads
     /// (its queue is at the high-water mark) is dropped with everything it had open.
     func sendToClient(_ key: ClientKey, _ header: WireHeader, body: [UInt8]? = nil) {
+        let routed = trySendToClient(key, header, body: body)
+        if routed != .sent { dropUnreachable(key, routed) }
+    }
+
+    /// Sends, and only says how it went (no dropping).
+    func trySendToClient(_ key: ClientKey, _ header: WireHeader, body: [UInt8]? = nil) -> ZMQSocket.SendResult {
         let routed = frontend.send(key.routingID, more: true)
-        guard routed == .sent else { return dropUnreachable(key, routed) }
+        guard routed == .sent else { return routed }
         frontend.send(header, more: body != nil)
         if let body { frontend.send(body, more: false) }
+        return .sent
     }
 
     /// Forwards frames received elsewhere, without copying them.
@@ -227,6 +237,9 @@ final class SupervisorCore: @unchecked Sendable {
             // this late message of its.
             return dropClient(key)
         }
+        // Counted once per overrun: a flooding client is re-registered and dropped again with
+        // each message it sends while its queue stays full.
+        guard !overrunClients.contains(key) else { return dropClient(key) }
         overrunCount += 1
         logger.warning("client not reading (its queue is full); dropping it and its streams", metadata: [
             "client.requests": "\(client.requests.count)", "client.streams": "\(client.streams.count)",

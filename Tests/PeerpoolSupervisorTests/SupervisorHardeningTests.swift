@@ -176,6 +176,35 @@ struct SupervisorHardeningTests {
         await serve.kill()
     }
 
+    /// A client that never reads its replies cannot be told anything while its queue is full;
+    /// it must not be dropped silently either: it is counted (STATUS `clients_overrun`), and its
+    /// next message, once it reads again, is answered ERROR id 0 `client_overrun` first.
+    @Test func clientThatStopsReading_isDroppedCounted_andToldOnItsNextMessage() async throws {
+        try await EmbeddedSupervisor.with(workers: 1) { embedded in
+            let context = try ZMQContext()
+            defer { context.terminate() }
+            let flooder = try FloodingDealer(context: context, endpoint: embedded.supervisor.frontendEndpoint)
+            defer { flooder.close() }
+            // Replies queue in the supervisor (the flooder's socket takes one message at a time
+            // and never reads) until its 50,000-message limit.
+            await flooder.send(statusRequests: 60_000)
+            try await SupervisorFixture.waitUntil("the supervisor to drop the client that does not read", within: .seconds(60)) {
+                (try await embedded.supervisor.status().clientsOverrun ?? 0) > 0
+            }
+            // Another client is served meanwhile.
+            let status = try await embedded.client.status()
+            #expect((status.clientsOverrun ?? 0) > 0)
+            // The flooder reads what was queued for it, then asks again: the first message of
+            // its that the supervisor can answer after the drop brings the notice first.
+            let (notices, final) = await flooder.drainThenAsk(id: 0xABCD, within: .seconds(60))
+            // Told once, whether with the rest of its flood or with the next request.
+            let told = notices + (final.first == "error 0 client_overrun" ? 1 : 0)
+            #expect(told == 1, "ERROR client_overrun reached the dropped client \(told) times; then: \(final.prefix(4))")
+            #expect(final.last == "status_reply \(0xABCD)", "\(final.suffix(3))")
+            #expect(try await embedded.supervisor.status().clientsOverrun == 1)
+        }
+    }
+
     // MARK: Fairness between clients
 
     /// One client holding every stream slot of a peer's connection (QUIC runs 100 at once)
@@ -478,4 +507,70 @@ struct SplitMix64 {
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
     }
+}
+
+/// A DEALER on a thread of its own that floods STATUS requests and reads nothing until told:
+/// receive high-water mark 1, so the supervisor's queue toward it fills.
+final class FloodingDealer: @unchecked Sendable {
+    private let socket: ZMQSocket
+    private let lock = NSLock()
+
+    init(context: ZMQContext, endpoint: String) throws {
+        socket = try ZMQSocket(context, .dealer)
+        try socket.setOption(ZMQ_RCVHWM, 1)
+        try socket.setOption(ZMQ_RCVBUF, 4096)
+        try socket.setOption(ZMQ_SNDHWM, 0)
+        try socket.connect(endpoint)
+    }
+
+    /// Sends on a plain thread (zmq calls block nothing here: no send limit).
+    func send(statusRequests count: Int) async {
+        await onThread {
+            for index in 0..<count {
+                self.socket.send(WireHeader(.status, id: UInt64(index + 1)), more: false)
+            }
+        }
+    }
+
+    /// Reads until nothing arrives for a second (bounded by `within`), counting ERROR id 0
+    /// `client_overrun`; then sends STATUS `id` and returns the count and what came after as
+    /// "type id [code]" lines, up to its STATUS_REPLY.
+    func drainThenAsk(id: UInt64, within timeout: Duration) async -> (notices: Int, final: [String]) {
+        await onThread { () -> (notices: Int, final: [String]) in
+            let end = ContinuousClock.now + timeout
+            var notices = 0
+            for _ in 0..<1_000_000 where ContinuousClock.now < end {
+                guard let message = self.receive(milliseconds: 1000) else { break }
+                if message.header?.type == .error, message.header?.id == 0, message.error.code == .clientOverrun { notices += 1 }
+            }
+            self.socket.send(WireHeader(.status, id: id), more: false)
+            var seen: [String] = []
+            for _ in 0..<100 where ContinuousClock.now < end {
+                guard let message = self.receive(milliseconds: 5000), let header = message.header else { break }
+                let code = header.type == .error ? " \(message.error.code)" : ""
+                seen.append("\(header.type == .error ? "error" : header.type == .statusReply ? "status_reply" : "\(header.type)") \(header.id)\(code)")
+                if header.type == .statusReply, header.id == id { break }
+            }
+            return (notices, seen)
+        }
+    }
+
+    private func receive(milliseconds: Int) -> RawDealer.Message? {
+        var item = zmq_pollitem_t(socket: socket.handle, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0)
+        guard zmq_poll(&item, 1, milliseconds) > 0, let (frames, _) = try? socket.receive(maxParts: 4) else { return nil }
+        return RawDealer.Message(frames: frames.map(\.bytes))
+    }
+
+    private func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in
+            let thread = Thread {
+                self.lock.lock()
+                defer { self.lock.unlock() }
+                continuation.resume(returning: body())
+            }
+            thread.start()
+        }
+    }
+
+    func close() { lock.lock(); socket.close(); lock.unlock() }
 }
