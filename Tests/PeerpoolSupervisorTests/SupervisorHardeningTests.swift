@@ -81,6 +81,58 @@ struct SupervisorHardeningTests {
         await listener.stop()
     }
 
+    // MARK: The document and the behaviour agree
+
+    /// ABORTED means the stream is gone, also after a bad stream message; a header error on a
+    /// stream message answers ABORTED with the stream id (ERROR would be read as a request
+    /// id); STATUS reusing a waiting OPEN's id is `duplicate_request`; an OPEN body over
+    /// 64 KiB is `frame_too_large`.
+    @Test func badStreamMessages_endTheStream_andRequestIDsStayUnambiguous() async throws {
+        let keys = try SupervisorFixture.keys(on: [0], workers: 1)
+        let listener = try await PeerListener(keys: keys)
+        let silent = try SilentPeer()
+        try await EmbeddedSupervisor.with(workers: 1) { embedded in
+            let dealer = try RawDealer(endpoint: embedded.supervisor.frontendEndpoint)
+            do {
+                // An empty DATA body on an open stream: ABORTED, and the stream is gone.
+                let (first, _) = try await dealer.open(id: 1, json: openJSON(remote: keys[0].id52, address: listener.hostPort))
+                dealer.send(frames: [WireHeader(.data, id: first).bytes, []])
+                let empty = try await dealer.expect(.aborted, id: first, skipping: [.credit])
+                #expect(empty.error.code == .malformedFrame, "\(empty)")
+                dealer.send(.finish, id: first)
+                #expect(try await dealer.expect(.aborted, id: first, skipping: [.credit]).error.code == .unknownStream)
+
+                // A DATA header with reserved bytes set: ABORTED with the stream id, stream gone.
+                let (second, _) = try await dealer.open(id: 2, json: openJSON(remote: keys[0].id52, address: listener.hostPort))
+                var header = WireHeader(.data, id: second).bytes
+                header[3] = 1
+                dealer.send(frames: [header, [1, 2, 3]])
+                let reserved = try await dealer.expect(.aborted, id: second, skipping: [.credit])
+                #expect(reserved.error.code == .malformedFrame, "\(reserved)")
+                dealer.send(.finish, id: second)
+                #expect(try await dealer.expect(.aborted, id: second, skipping: [.credit]).error.code == .unknownStream)
+
+                // STATUS with the id of a waiting OPEN.
+                dealer.send(.open, id: 3, body: Array(openJSON(remote: SecretKey.generate().id52, address: silent.hostPort, protocol: #""Ping""#, timeoutMilliseconds: 30_000).utf8))
+                dealer.send(.status, id: 3)
+                #expect(try await dealer.expect(.error, id: 3, skipping: [.credit]).error.code == .duplicateRequest)
+                dealer.send(.cancel, id: 3)
+                #expect(try await dealer.expect(.error, id: 3, skipping: [.credit]).error.code == .cancelled)
+
+                // An OPEN body over 64 KiB.
+                let large = #"{"remote":"\#(keys[0].id52)","protocol":"Ping","pad":"\#(String(repeating: "x", count: 65_536))"}"#
+                dealer.send(.open, id: 4, body: Array(large.utf8))
+                #expect(try await dealer.expect(.error, id: 4, skipping: [.credit]).error.code == .frameTooLarge)
+                await dealer.close()
+            } catch {
+                await dealer.close()
+                throw error
+            }
+        }
+        await listener.stop()
+        withExtendedLifetime(silent) {}
+    }
+
     // MARK: A crashed worker leaves nothing behind
 
     /// After a crash the runtime's `swift-backtrace` helper (a child of the worker) outlived a
