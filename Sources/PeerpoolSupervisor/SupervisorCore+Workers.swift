@@ -13,7 +13,8 @@ extension SupervisorCore {
         let settings = WorkerSettings(
             index: shard.index, generation: shard.generation, backendEndpoint: runtime.backendEndpoint,
             supervisorPID: getpid(), heartbeatInterval: configuration.heartbeatInterval, secretKeys: identities,
-            receiveWindow: configuration.defaultWindow, addressBook: configuration.addressBook, pool: configuration.pool
+            receiveWindow: configuration.defaultWindow, addressBook: configuration.addressBook, pool: configuration.pool,
+            maxWindow: configuration.maxWindow, maxRequestTimeout: configuration.maxRequestTimeout
         )
         var input = (try? JSONEncoder().encode(settings)).map { [UInt8]($0) } ?? []
         input.append(UInt8(ascii: "\n"))

@@ -58,6 +58,29 @@ struct SupervisorHardeningTests {
         await listener.stop()
     }
 
+    /// The worker range-checks an OPEN against the supervisor's configured limits, not its own
+    /// defaults: a window the supervisor allows (here over the default 16 MiB) opens.
+    @Test func openWithinConfiguredLimitsAboveDefaults_opens() async throws {
+        let keys = try SupervisorFixture.keys(on: [0], workers: 1)
+        let listener = try await PeerListener(keys: keys)
+        try await EmbeddedSupervisor.with(workers: 1, {
+            $0.maxWindow = 32 << 20
+            $0.maxRequestTimeout = .seconds(1200)
+        }) { embedded in
+            let dealer = try RawDealer(endpoint: embedded.supervisor.frontendEndpoint)
+            do {
+                let json = openJSON(remote: keys[0].id52, address: listener.hostPort, timeoutMilliseconds: 900_000, window: 20 << 20)
+                let (stream, _) = try await dealer.open(id: 1, json: json)
+                dealer.send(.reset, id: stream, body: WireInteger.bytes(UInt64(0)))
+                await dealer.close()
+            } catch {
+                await dealer.close()
+                throw error
+            }
+        }
+        await listener.stop()
+    }
+
     /// CREDIT returns consumed bytes; one that lifts the credit above the window is a broken
     /// client and gets its stream ABORTED `flow_control_violation` (it was accepted, and
     /// enough of them overflowed the worker's counter).
