@@ -280,7 +280,8 @@ final class SupervisorCore: @unchecked Sendable {
         let client = Client(key: key, descriptor: descriptor)
         clients[key] = client
         clientsByDescriptor[descriptor, default: []].insert(key)
-        return (client, liveDescriptors.contains(descriptor))
+        // No descriptor (a transport without one): nothing to tell, take it as live.
+        return (client, descriptor < 0 || liveDescriptors.contains(descriptor))
     }
 
     /// Forgets a client whose connection closed: its waiting requests are withdrawn from the
