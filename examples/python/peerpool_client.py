@@ -70,7 +70,7 @@ class PeerpoolError(Exception):
     """An ERROR or ABORTED from the supervisor, or a failure on the client side.
 
     `code` is stable, for programs (see the error table in docs/wire-protocol.md, plus the
-    client-side "timeout" and "closed"); `message` is for people.
+    client-side "timeout", "closed" and "supervisor_lost"); `message` is for people.
     """
 
     def __init__(self, code, message=""):
