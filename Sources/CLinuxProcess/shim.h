@@ -7,6 +7,7 @@
 #define PEERPOOL_CLINUXPROCESS_SHIM_H
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <signal.h>
@@ -38,6 +39,13 @@ static inline int pp_pipe_cloexec(int fds[_Nonnull 2]) {
 /// forgot to mark close-on-exec (an embedding application's pipes, Foundation's Process pipes).
 static inline int pp_spawn_close_from(posix_spawn_file_actions_t *_Nonnull actions, int lowest) {
     return posix_spawn_file_actions_addclosefrom_np(actions, lowest);
+}
+
+/// Returns free heap memory to the system (glibc keeps freed memory in its arenas otherwise, so
+/// a process's resident size stays at its peak after a burst). Slow (it walks every arena):
+/// call it after bursts, not per message.
+static inline int pp_malloc_trim(void) {
+    return malloc_trim(0);
 }
 
 #endif

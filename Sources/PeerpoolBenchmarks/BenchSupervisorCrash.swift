@@ -128,7 +128,7 @@ struct BenchSupervisorCrash {
     private static func waitUntilWaiting(_ supervisor: Supervisor, shard: Int, count: Int) async throws {
         let clock = ContinuousClock()
         let deadline = clock.now + .seconds(20)
-        while await supervisor.status().requests < count {
+        while try await supervisor.status().requests < count {
             guard clock.now < deadline else {
                 throw CommandError(.timedOut, "\(count) requests did not reach the supervisor within 20 s")
             }
@@ -136,7 +136,7 @@ struct BenchSupervisorCrash {
         }
         let heartbeatDeadline = clock.now + .seconds(1)
         while clock.now < heartbeatDeadline {
-            let status = await supervisor.status()
+            let status = try await supervisor.status()
             if shard < status.workers.count, status.workers[shard].requests >= count { return }
             try await Task.sleep(for: .milliseconds(10))
         }

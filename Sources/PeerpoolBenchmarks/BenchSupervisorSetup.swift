@@ -106,7 +106,7 @@ struct BenchSupervisorHarness: Sendable {
     static func waitForWorkers(_ supervisor: Supervisor) async throws -> [Int32] {
         let deadline = ContinuousClock.now + .seconds(20)
         while ContinuousClock.now < deadline {
-            let status = await supervisor.status()
+            let status = try await supervisor.status()
             if status.workers.allSatisfy({ $0.state == "running" && $0.pid != nil }) {
                 return status.workers.map { $0.pid ?? -1 }
             }

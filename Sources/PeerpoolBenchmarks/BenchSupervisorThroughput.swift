@@ -45,7 +45,7 @@ struct BenchSupervisorThroughput {
             _ = try await transfer(direction, 1 << 20, pool, peer)
             _ = try await transfer(direction, 1 << 20, client, peer)
         }
-        let workerPIDs = await supervisor.supervisor.workerPIDs().compactMap { $0 }
+        let workerPIDs = try await supervisor.supervisor.workerPIDs().compactMap { $0 }
         var figures = Figures()
         for run in 1...runs {
             for direction in [Direction.download, .upload] {

@@ -56,6 +56,7 @@ final class SpawnedProcess {
 
     deinit {
         if termination == nil {
+            kill(-pid, SIGKILL)
             kill(pid, SIGKILL)
             Self.waitUntilGone(pid)
         }
@@ -151,11 +152,25 @@ final class SpawnedProcess {
         _ = kill(pid, signal)
     }
 
+    /// Sends `signal` to the child's whole process group: the child and whatever it started
+    /// (the Swift runtime's `swift-backtrace` after a crash), which would otherwise outlive a
+    /// killed worker under PID 1, holding its sockets and our standard output. Every child is
+    /// its own group's leader (`POSIX_SPAWN_SETPGROUP`), so the group's id is its pid, which
+    /// stays reserved until we reap it: this cannot reach a stranger's group.
+    func signalGroup(_ signal: Int32) {
+        guard termination == nil else { return }
+        _ = kill(-pid, signal)
+    }
+
     /// How the child ended, or nil while it is running. Reaps it (`waitpid(WNOHANG)`) the first
     /// time it finds it exited, then returns that same value on every later call. Call it when
     /// `exitDescriptor` becomes readable. Never blocks.
     func reap() -> ProcessTermination? {
         if let termination { return termination }
+        // Exited (the pidfd is readable) but not yet reaped: its pid still names its group, so
+        // whatever it left running there (a crash reporter, a grandchild) goes with it.
+        var exited = pollfd(fd: exitDescriptor, events: Int16(POLLIN), revents: 0)
+        if poll(&exited, 1, 0) == 1 { _ = kill(-pid, SIGKILL) }
         var status: Int32 = 0
         // Bounded: only EINTR repeats.
         for _ in 0..<1_000 {
@@ -227,7 +242,10 @@ final class SpawnedProcess {
         sigemptyset(&defaults)
         for signal in [SIGPIPE, SIGTERM, SIGINT, SIGCHLD] { sigaddset(&defaults, signal) }
         posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        // Its own process group (pgid = its pid), so that killing the group ends everything it
+        // started too; see `signalGroup`.
+        posix_spawnattr_setpgroup(&attributes, 0)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
 
         // C strings for argv and envp: allocated here, freed when posix_spawn has returned (the
         // child has its own copies by then).

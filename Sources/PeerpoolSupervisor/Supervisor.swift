@@ -86,13 +86,16 @@ public final class Supervisor: Service, Sendable {
 
     /// Drains (no new requests; running ones get `shutdownGracePeriod`), stops the workers and
     /// ends the reactor. Returns when all of that is done.
+    /// Safe to call more than once, and after `run()` returned: a stopped reactor takes no
+    /// work, and then there is nothing left to drain.
     public func shutdown() async {
         let core = self.core
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            reactor.execute {
+            let queued = reactor.execute {
                 core.stoppedHandlers.append { continuation.resume() }
                 core.beginShutdown()
             }
+            if !queued { continuation.resume() }
         }
         reactor.stop()
         await reactor.stopped()
@@ -118,7 +121,8 @@ public final class Supervisor: Service, Sendable {
     private func waitUntilStopped() async {
         let core = self.core
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            reactor.execute { core.stoppedHandlers.append { continuation.resume() } }
+            let queued = reactor.execute { core.stoppedHandlers.append { continuation.resume() } }
+            if !queued { continuation.resume() }
         }
     }
 
@@ -127,21 +131,22 @@ public final class Supervisor: Service, Sendable {
         try await SupervisorClient.connect(to: frontendEndpoint, configuration: configuration)
     }
 
-    /// The same figures as the STATUS request.
-    public func status() async -> SupervisorStatus {
+    /// The same figures as the STATUS request. Throws `stopped` once the supervisor has shut
+    /// down (its routing thread is gone), instead of waiting forever.
+    public func status() async throws(SupervisorError) -> SupervisorStatus {
         let core = self.core
-        return await withCheckedContinuation { continuation in
-            reactor.execute { continuation.resume(returning: core.status()) }
-        }
+        do { return try await reactor.run { core.status() } } catch { throw Self.stoppedError() }
     }
 
     /// Process ids of the current workers by shard (nil while a shard has none): for tests and
-    /// the demo, which kill workers on purpose.
-    public func workerPIDs() async -> [Int32?] {
+    /// the demo, which kill workers on purpose. Throws `stopped` after shutdown.
+    public func workerPIDs() async throws(SupervisorError) -> [Int32?] {
         let core = self.core
-        return await withCheckedContinuation { continuation in
-            reactor.execute { continuation.resume(returning: core.shards.map { $0.process?.pid }) }
-        }
+        do { return try await reactor.run { core.shards.map { $0.process?.pid } } } catch { throw Self.stoppedError() }
+    }
+
+    private static func stoppedError() -> SupervisorError {
+        SupervisorError(.stopped, "the supervisor has shut down; start a new one to serve again")
     }
 
     /// The shard that owns `peer`.

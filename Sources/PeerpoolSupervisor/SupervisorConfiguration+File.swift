@@ -85,6 +85,7 @@ extension SupervisorConfiguration {
         .init("max_request_timeout") { $0.maxRequestTimeout = try $1.duration() },
         .init("max_requests_per_client") { $0.maxRequestsPerClient = try $1.int() },
         .init("max_streams_per_client") { $0.maxStreamsPerClient = try $1.int() },
+        .init("max_streams_per_client_per_peer") { $0.maxStreamsPerClientPerPeer = try $1.int() },
         .init("max_pending_per_shard") { $0.maxPendingPerShard = try $1.int() },
         .init("default_window") { $0.defaultWindow = try $1.int() },
         .init("max_window") { $0.maxWindow = try $1.int() },

@@ -100,6 +100,14 @@ public struct SupervisorConfiguration: Sendable {
     /// Default: 10,000.
     public var maxStreamsPerClient: Int = 10_000
 
+    /// Streams one client may have open *or opening* to one peer; past it, an OPEN to that peer
+    /// fails at once with `too_many_streams`. A fair share of the peer's connection, which every
+    /// client of the supervisor shares: QUIC lets 100 streams run at once per connection (the
+    /// pool's default) and further opens wait for a slot, so one greedy client could otherwise
+    /// hold every slot and make everyone else's opens wait until `ack_timeout`. Default: 50,
+    /// half the connection's streams.
+    public var maxStreamsPerClientPerPeer: Int = 50
+
     /// Requests held for a shard while its worker starts or restarts; past it, further requests
     /// for the shard are refused at once (the error names this limit). 0: never hold, refuse at
     /// once. Default: 10,000.
@@ -241,6 +249,7 @@ extension SupervisorConfiguration {
         }
         try Self.check(maxRequestsPerClient, in: 1...Int.max, key: "max_requests_per_client")
         try Self.check(maxStreamsPerClient, in: 1...Int.max, key: "max_streams_per_client")
+        try Self.check(maxStreamsPerClientPerPeer, in: 1...Int.max, key: "max_streams_per_client_per_peer")
         try Self.check(maxPendingPerShard, in: 0...Int.max, key: "max_pending_per_shard")
 
         try Self.check(maxWindow, in: 1...Int(UInt32.max), key: "max_window")

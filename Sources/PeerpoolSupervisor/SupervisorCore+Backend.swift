@@ -31,6 +31,9 @@ extension SupervisorCore {
                 routes[header.id] = route
             }
             forwardToClient(route.client, header: headerFrame, body: body)
+            // Forwarding to a client that is gone drops it with its routes: never write back
+            // a route that went meanwhile (a FINISH to a departed client leaked it so).
+            guard routes[header.id] != nil else { return }
             if header.type == .aborted {
                 forgetStream(header.id)
             } else if header.type == .finish {
@@ -52,7 +55,7 @@ extension SupervisorCore {
             client.streams.insert(header.id)
             shard.streams.insert(header.id)
             let window = Int(body.withUnsafeBytes { WireInteger.uint32($0, at: 8) })
-            routes[header.id] = Route(client: open.client, shard: shard.index, clientCredit: window)
+            routes[header.id] = Route(client: open.client, remote: open.remote, shard: shard.index, clientCredit: window)
             forwardToClient(open.client, header: ZMQFrame(WireHeader(.opened, id: open.requestID).bytes), body: body)
         case .error:
             guard let open = opens.removeValue(forKey: header.id) else { return }

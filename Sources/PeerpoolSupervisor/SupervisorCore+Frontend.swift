@@ -21,12 +21,29 @@ extension SupervisorCore {
     }
 
     private func handleClientMessage(_ key: ClientKey, header headerFrame: ZMQFrame, body: ZMQFrame?, extraFrames: Bool) {
-        let client = client(for: key, header: headerFrame)
+        // A client dropped for not reading hears why with its next message; if its queue is
+        // still full, with a later one (the notice is forgotten only once it was queued).
+        if !overrunClients.isEmpty, clients[key] == nil, let index = overrunClients.firstIndex(of: key) {
+            let notice = WireError(.clientOverrun, "this client did not read its replies until \(Self.frontendHighWaterMark) were queued; the supervisor dropped it: every request it had waiting got no answer and every stream it had open was reset. Read replies as they come; this message is new and is served")
+            if trySendToClient(key, WireHeader(.error, id: 0), body: notice.jsonBody) == .sent {
+                overrunClients.remove(at: index)
+            }
+        }
+        let (client, live) = client(for: key, header: headerFrame)
+        // A message that outlived its connection is answered (the answer goes nowhere) and its
+        // client forgotten at once, with whatever the message started.
+        defer { if !live { dropClient(key) } }
         let header: WireHeader
         do throws(WireError) {
             header = try headerFrame.withUnsafeBytes { bytes throws(WireError) in try WireHeader(decoding: bytes) }
         } catch {
-            return sendError(key, id: error.id, error)
+            // A header that names a stream type carries a stream id, not a request id: answer
+            // as for any bad stream message (ABORTED, ending the stream if it is the client's).
+            let type = headerFrame.count >= 2 ? headerFrame.withUnsafeBytes { WireMessageType(rawValue: $0[1]) } : nil
+            if let type, error.id != 0, Self.streamTypes.contains(type) {
+                return abortOrRefuse(key, stream: error.id, error)
+            }
+            return sendError(key, id: type.map { Self.streamTypes.contains($0) } == true ? 0 : error.id, error)
         }
         if extraFrames {
             return reject(key, header, WireError(.malformedFrame, "a message has at most two frames (header, body); this one has more"))
@@ -45,11 +62,25 @@ extension SupervisorCore {
         }
     }
 
-    /// An ERROR for requests, an ABORTED for stream messages.
+    static let streamTypes: Set<WireMessageType> = [.data, .finish, .reset, .credit]
+
+    /// An ERROR for requests, an ABORTED for stream messages (ending the stream when it is the
+    /// client's: ABORTED always means the stream is gone).
     private func reject(_ key: ClientKey, _ header: WireHeader, _ error: WireError) {
-        switch header.type {
-        case .data, .finish, .reset, .credit: sendAborted(key, stream: header.id, error)
-        default: sendError(key, id: header.id, error)
+        if Self.streamTypes.contains(header.type) {
+            abortOrRefuse(key, stream: header.id, error)
+        } else {
+            sendError(key, id: header.id, error)
+        }
+    }
+
+    /// A bad message about `stream`: ends it (RESET to the worker, ABORTED to the client) when
+    /// it is this client's, else just answers ABORTED.
+    private func abortOrRefuse(_ key: ClientKey, stream: UInt64, _ error: WireError) {
+        if routes[stream]?.client == key {
+            abortStream(stream, error)
+        } else {
+            sendAborted(key, stream: stream, error)
         }
     }
 
@@ -59,6 +90,9 @@ extension SupervisorCore {
         let key = client.key
         guard let body else {
             return sendError(key, id: header.id, WireError(.malformedFrame, "OPEN needs a JSON body frame"))
+        }
+        guard body.count <= Self.maxOpenBody else {
+            return sendError(key, id: header.id, WireError(.frameTooLarge, "an OPEN body is at most \(Self.maxOpenBody) bytes, this one has \(body.count)"))
         }
         guard client.requests[header.id] == nil else {
             return sendError(key, id: header.id, WireError(.duplicateRequest, "request id \(header.id) is already waiting for an answer"))
@@ -83,6 +117,11 @@ extension SupervisorCore {
         if let local = request.local, !identitySet.contains(local) {
             return sendError(key, id: header.id, WireError(.unknownIdentity, "\(local) is not one of this supervisor's identities"))
         }
+        let perPeer = configuration.maxStreamsPerClientPerPeer
+        let held = streamsAndOpens(of: client, to: request.remote, limit: perPeer)
+        guard held < perPeer else {
+            return sendError(key, id: header.id, WireError(.tooManyStreams, "this client already has \(held) streams open or opening to \(request.remote) (max_streams_per_client_per_peer \(perPeer), a fair share of the connection every client shares); end some first"))
+        }
         let shard = shards[shardMap.worker(for: request.remote)]
         if case .backoff(let until) = shard.state {
             return sendError(key, id: header.id, WireError(.workerUnavailable, shard.unavailableMessage(until: until)))
@@ -92,7 +131,7 @@ extension SupervisorCore {
         }
         let id = allocateID()
         var open = Open(
-            client: key, requestID: header.id, shard: shard.index,
+            client: key, requestID: header.id, remote: request.remote, shard: shard.index,
             deadline: .now + (request.timeout ?? configuration.defaultRequestTimeout), body: body, sentTo: nil
         )
         client.requests[header.id] = id
@@ -121,6 +160,9 @@ extension SupervisorCore {
         guard body == nil else {
             return sendError(client.key, id: header.id, WireError(.malformedFrame, "STATUS has no body"))
         }
+        guard client.requests[header.id] == nil else {
+            return sendError(client.key, id: header.id, WireError(.duplicateRequest, "request id \(header.id) is already waiting for an answer (an OPEN); use another id"))
+        }
         sendToClient(client.key, WireHeader(.statusReply, id: header.id), body: statusJSON())
     }
 
@@ -128,7 +170,7 @@ extension SupervisorCore {
 
     private func handleData(_ client: Client, _ header: WireHeader, _ headerFrame: ZMQFrame, _ body: ZMQFrame?) {
         guard let body, body.count > 0 else {
-            return sendAborted(client.key, stream: header.id, WireError(.malformedFrame, "DATA needs a non-empty body"))
+            return abortOrRefuse(client.key, stream: header.id, WireError(.malformedFrame, "DATA needs a non-empty body"))
         }
         guard var route = routes[header.id], route.client == client.key else {
             return sendAborted(client.key, stream: header.id, WireError(.unknownStream, "stream \(header.id) is not open for this client"))
@@ -153,6 +195,14 @@ extension SupervisorCore {
         let expected = header.type == .finish ? 0 : header.type == .reset ? 8 : 4
         guard (body?.count ?? 0) == expected, (expected == 0) == (body == nil) else {
             return abortStream(header.id, WireError(.malformedFrame, "\(header.type) takes a body of \(expected) bytes"))
+        }
+        // Range checks before anything reaches a worker: a RESET code goes to ngtcp2, which
+        // aborts the worker (and every stream of its shard) on a code that is not a 62-bit varint.
+        if header.type == .reset, let body {
+            let code = body.withUnsafeBytes { WireInteger.uint64($0) }
+            guard code <= WireInteger.maxQUICErrorCode else {
+                return abortStream(header.id, WireError(.malformedFrame, "RESET's code \(code) is over \(WireInteger.maxQUICErrorCode) (2^62-1), the largest QUIC application error code; the stream was reset with code 0"))
+            }
         }
         let shard = shards[route.shard]
         forwardToWorker(shard, header: headerFrame, body: body)

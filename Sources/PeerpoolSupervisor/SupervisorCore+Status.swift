@@ -23,7 +23,8 @@ extension SupervisorCore {
                     restarts: shard.restarts, connections: shard.heartbeat.connections,
                     streams: shard.heartbeat.streams, requests: shard.heartbeat.requests
                 )
-            }
+            },
+            clientsOverrun: overrunCount
         )
     }
 

@@ -13,7 +13,8 @@ extension SupervisorCore {
         let settings = WorkerSettings(
             index: shard.index, generation: shard.generation, backendEndpoint: runtime.backendEndpoint,
             supervisorPID: getpid(), heartbeatInterval: configuration.heartbeatInterval, secretKeys: identities,
-            receiveWindow: configuration.defaultWindow, addressBook: configuration.addressBook, pool: configuration.pool
+            receiveWindow: configuration.defaultWindow, addressBook: configuration.addressBook, pool: configuration.pool,
+            maxWindow: configuration.maxWindow, maxRequestTimeout: configuration.maxRequestTimeout
         )
         var input = (try? JSONEncoder().encode(settings)).map { [UInt8]($0) } ?? []
         input.append(UInt8(ascii: "\n"))
@@ -22,6 +23,7 @@ extension SupervisorCore {
             process = try SpawnedProcess.spawn(
                 executable: workerCommand[0],
                 arguments: Array(workerCommand.dropFirst()) + ["--supervisor-pid", String(getpid()), "--log-level", logger.logLevel.rawValue],
+                environment: Self.workerEnvironment(),
                 standardInput: input
             )
         } catch {
@@ -47,6 +49,16 @@ extension SupervisorCore {
             shard.process = nil
             workerGone(shard, termination, spawnError: nil)
         }
+    }
+
+    /// Ours, plus `SWIFT_BACKTRACE=enable=no` unless the operator set SWIFT_BACKTRACE: the
+    /// supervisor logs how a worker died (signal or exit status) and restarts it at once,
+    /// while the runtime's crash reporter would hold the dying worker for seconds (long enough
+    /// to be killed as hung) and print into our standard error.
+    static func workerEnvironment() -> [String: String] {
+        var environment = ProcessInfo.processInfo.environment
+        if environment["SWIFT_BACKTRACE"] == nil { environment["SWIFT_BACKTRACE"] = "enable=no" }
+        return environment
     }
 
     func workerReady(_ shard: Shard) {
@@ -154,7 +166,7 @@ extension SupervisorCore {
             if isSilent(shard, now: now), shard.killReason == nil {
                 shard.killReason = (WireError.Code.workerHung.rawValue, "worker (pid \(shard.process.map { String($0.pid) } ?? "?")) sent no heartbeat for \(configuration.hangTimeout); killed it with SIGKILL")
                 logger.error("shard \(shard.index): worker hung (no heartbeat for \(configuration.hangTimeout)); killing it")
-                shard.process?.signal(SIGKILL)
+                shard.process?.signalGroup(SIGKILL)
             }
             if shard.backoffLevel > 0, let ready = shard.readyAt, ready + configuration.restartWindow < now {
                 shard.backoffLevel = 0
@@ -162,7 +174,7 @@ extension SupervisorCore {
         case .starting:
             if let spawned = shard.spawnedAt, spawned + configuration.startTimeout < now, shard.killReason == nil {
                 shard.killReason = (WireError.Code.workerCrashed.rawValue, "worker did not become ready within \(configuration.startTimeout); killed it")
-                shard.process?.signal(SIGKILL)
+                shard.process?.signalGroup(SIGKILL)
             }
         default:
             break
@@ -202,7 +214,7 @@ extension SupervisorCore {
                 }
                 let generation = shard.generation
                 reactor.schedule(after: .seconds(3)) { [shard] in
-                    if shard.generation == generation, shard.state == .stopping { shard.process?.signal(SIGKILL) }
+                    if shard.generation == generation, shard.state == .stopping { shard.process?.signalGroup(SIGKILL) }
                 }
             }
             drainDeadline = nil

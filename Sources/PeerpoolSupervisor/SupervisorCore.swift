@@ -1,3 +1,4 @@
+import CLinuxProcess
 import CZMQ
 import Foundation
 import Logging
@@ -34,6 +35,7 @@ final class SupervisorCore: @unchecked Sendable {
     struct Open {
         var client: ClientKey
         var requestID: UInt64
+        var remote: ID52
         var shard: Int
         var deadline: ContinuousClock.Instant
         /// The body, kept until the worker has it (zero-copy forward).
@@ -44,6 +46,7 @@ final class SupervisorCore: @unchecked Sendable {
 
     struct Route {
         var client: ClientKey
+        var remote: ID52
         var shard: Int
         /// DATA bytes the client may still send before it needs CREDIT.
         var clientCredit: Int
@@ -68,6 +71,9 @@ final class SupervisorCore: @unchecked Sendable {
     var frontendMonitor: ZMQSocket!
     var clients: [ClientKey: Client] = [:]
     var clientsByDescriptor: [Int32: Set<ClientKey>] = [:]
+    /// Frontend connections open now, by file descriptor, from the monitor's ACCEPTED and
+    /// DISCONNECTED events: tells a new client from a late message of one already gone.
+    var liveDescriptors: Set<Int32> = []
     var opens: [UInt64: Open] = [:]
     var routes: [UInt64: Route] = [:]
     var shards: [Shard] = []
@@ -78,10 +84,28 @@ final class SupervisorCore: @unchecked Sendable {
     var stoppedHandlers: [() -> Void] = []
     var tickTimer: ZMQReactor.Timer?
     var lastTick = ContinuousClock.now
+    /// Clients dropped because they did not read their replies; told so on their next message.
+    /// Bounded (oldest forgotten first).
+    var overrunClients: [ClientKey] = []
+    var overrunCount = 0
+    /// The most requests + streams held since the heap was last trimmed.
+    var heldPeak = 0
 
     static let maxDataBody = 1_048_576
+    /// OPEN's JSON body at most: the protocol line and extra line a peer accepts are 64 KiB
+    /// together, so a larger OPEN could not succeed anyway (`frame_too_large`).
+    static let maxOpenBody = 65_536
     static let maxFrame: Int64 = 16 * 1_048_576 + 64
-    static let frontendHighWaterMark: Int32 = 200_000
+    /// Messages queued toward one client. Past it the client is not reading: it is dropped
+    /// (see `dropUnreachable`).
+    /// 50,000: far more than a client that reads as replies come ever has queued (its requests
+    /// are bounded, its streams' data by their windows), and at a STATUS reply's size about
+    /// 20 MB for one that never reads.
+    static let frontendHighWaterMark: Int32 = 50_000
+    /// Messages read ahead from one client. Past it libzmq stops reading that client's
+    /// connection (the client's own sends then wait): its backlog stays in its own process,
+    /// not in the supervisor's memory, and other clients are read as before.
+    static let frontendReceiveHighWaterMark: Int32 = 1_000
 
     init(
         configuration: SupervisorConfiguration, identities: [SecretKey], workerCommand: [String],
@@ -106,13 +130,18 @@ final class SupervisorCore: @unchecked Sendable {
         let frontend = try ZMQSocket(context, .router)
         try frontend.setOption(ZMQ_ROUTER_MANDATORY, 1)
         try frontend.setOption(ZMQ_SNDHWM, Self.frontendHighWaterMark)
-        try frontend.setOption(ZMQ_RCVHWM, 0)
+        try frontend.setOption(ZMQ_RCVHWM, Self.frontendReceiveHighWaterMark)
         try frontend.setOption(ZMQ_MAXMSGSIZE, int64: Self.maxFrame)
         let backend = try ZMQSocket(context, .router)
         try backend.setOption(ZMQ_ROUTER_MANDATORY, 1)
+        // No high-water mark toward workers on purpose: at one a ROUTER_MANDATORY send fails,
+        // and a lost CANCEL, RESET or CREDIT would strand a stream. What is queued is bounded
+        // anyway: OPENs by the per-client request limits and the 64 KiB body limit, stream data
+        // by the windows, and the frontend reads at most 1,000 messages ahead per client.
         try backend.setOption(ZMQ_SNDHWM, 0)
         try backend.setOption(ZMQ_RCVHWM, 0)
-        let monitor = try frontend.monitor(context, events: ZMQMonitorEvent.disconnected, name: "supervisor-frontend-\(getpid())")
+        let monitor = try frontend.monitor(
+            context, events: ZMQMonitorEvent.accepted | ZMQMonitorEvent.disconnected, name: "supervisor-frontend-\(getpid())")
         do {
             try backend.bind(runtime.backendEndpoint)
             try frontend.bind(runtime.frontendEndpoint)
@@ -126,7 +155,7 @@ final class SupervisorCore: @unchecked Sendable {
         reactor.watch(backend) { [self] in readBackend() }
         reactor.watch(monitor) { [self] in readMonitor() }
         reactor.onShutdown { [self] in
-            for shard in shards { shard.process?.signal(SIGKILL); shard.process?.close() }
+            for shard in shards { shard.process?.signalGroup(SIGKILL); shard.process?.close() }
             monitor.close()
             frontend.close()
             backend.close()
@@ -146,14 +175,23 @@ final class SupervisorCore: @unchecked Sendable {
     /// Sends header + optional body to a client. A client that is gone or no longer reads
     /// (its queue is at the high-water mark) is dropped with everything it had open.
     func sendToClient(_ key: ClientKey, _ header: WireHeader, body: [UInt8]? = nil) {
-        guard sendRouting(frontend, key.routingID) else { return dropUnreachable(key) }
+        let routed = trySendToClient(key, header, body: body)
+        if routed != .sent { dropUnreachable(key, routed) }
+    }
+
+    /// Sends, and only says how it went (no dropping).
+    func trySendToClient(_ key: ClientKey, _ header: WireHeader, body: [UInt8]? = nil) -> ZMQSocket.SendResult {
+        let routed = frontend.send(key.routingID, more: true)
+        guard routed == .sent else { return routed }
         frontend.send(header, more: body != nil)
         if let body { frontend.send(body, more: false) }
+        return .sent
     }
 
     /// Forwards frames received elsewhere, without copying them.
     func forwardToClient(_ key: ClientKey, header: ZMQFrame, body: ZMQFrame?) {
-        guard sendRouting(frontend, key.routingID) else { return dropUnreachable(key) }
+        let routed = frontend.send(key.routingID, more: true)
+        guard routed == .sent else { return dropUnreachable(key, routed) }
         frontend.send(header, more: body != nil)
         if let body { frontend.send(body, more: false) }
     }
@@ -188,21 +226,62 @@ final class SupervisorCore: @unchecked Sendable {
         socket.send(routingID, more: true) == .sent
     }
 
-    private func dropUnreachable(_ key: ClientKey) {
-        guard clients[key] != nil else { return }
-        logger.warning("client unreachable or not reading (queue full); dropping it and its streams")
+    /// A reply could not be queued: the client is gone, or it has not read the last
+    /// `frontendHighWaterMark` messages. Nothing else can reach it, so it is dropped with all
+    /// it had open (its workers stop working for it), counted, logged, and told so with ERROR
+    /// `client_overrun` should it send again.
+    private func dropUnreachable(_ key: ClientKey, _ result: ZMQSocket.SendResult) {
+        guard let client = clients[key] else { return }
+        guard result == .wouldBlock else {
+            // Gone (EHOSTUNREACH): its disconnect event is on its way, or was applied before
+            // this late message of its.
+            return dropClient(key)
+        }
+        // Counted once per overrun: a flooding client is re-registered and dropped again with
+        // each message it sends while its queue stays full.
+        guard !overrunClients.contains(key) else { return dropClient(key) }
+        overrunCount += 1
+        logger.warning("client not reading (its queue is full); dropping it and its streams", metadata: [
+            "client.requests": "\(client.requests.count)", "client.streams": "\(client.streams.count)",
+            "supervisor.clients_overrun": "\(overrunCount)",
+        ])
+        if overrunClients.count >= 1_024 { overrunClients.removeFirst(overrunClients.count - 1_023) }
+        overrunClients.append(key)
         dropClient(key)
     }
 
     // MARK: Clients
 
-    func client(for key: ClientKey, header: ZMQFrame) -> Client {
-        if let client = clients[key] { return client }
+    /// The client's requests waiting and streams open to `remote`. Counted only when the client
+    /// holds at least `limit` of both together (else it cannot reach the limit): cheap for
+    /// every client but one that holds many.
+    func streamsAndOpens(of client: Client, to remote: ID52, limit: Int) -> Int {
+        guard client.requests.count + client.streams.count >= limit else { return 0 }
+        var count = 0
+        for id in client.requests.values where opens[id]?.remote == remote { count += 1 }
+        for id in client.streams where routes[id]?.remote == remote { count += 1 }
+        return count
+    }
+
+    /// The client a message came from, registered on its first message; `live` is false for a
+    /// message that outlived its connection (the client is gone: answer it, then forget it).
+    ///
+    /// Why the monitor is read first: a client is tied to its connection's file descriptor
+    /// (ZMQ_SRCFD), and the kernel gives a new connection the lowest free one, often the one
+    /// a client that just left had. libzmq queues a connection's DISCONNECTED event before it
+    /// closes the descriptor, so before any new connection can have it; but the events arrive
+    /// on another socket, which this thread may read after the new client's first message.
+    /// Registering the newcomer before reading that event tied it to the old connection's
+    /// disconnect, which then dropped it with its first request, unanswered.
+    func client(for key: ClientKey, header: ZMQFrame) -> (client: Client, live: Bool) {
+        if let client = clients[key] { return (client, true) }
+        readMonitor()
         let descriptor = header.sourceDescriptor
         let client = Client(key: key, descriptor: descriptor)
         clients[key] = client
         clientsByDescriptor[descriptor, default: []].insert(key)
-        return client
+        // No descriptor (a transport without one): nothing to tell, take it as live.
+        return (client, descriptor < 0 || liveDescriptors.contains(descriptor))
     }
 
     /// Forgets a client whose connection closed: its waiting requests are withdrawn from the
@@ -223,9 +302,16 @@ final class SupervisorCore: @unchecked Sendable {
         }
     }
 
-    private func readMonitor() {
+    /// Applies every queued monitor event, in order. Bounded by what libzmq queued.
+    func readMonitor() {
         while let event = try? ZMQMonitorEvent.read(frontendMonitor) {
-            guard event.event == ZMQMonitorEvent.disconnected, let keys = clientsByDescriptor[event.value] else { continue }
+            if event.event == ZMQMonitorEvent.accepted {
+                liveDescriptors.insert(event.value)
+                continue
+            }
+            guard event.event == ZMQMonitorEvent.disconnected else { continue }
+            liveDescriptors.remove(event.value)
+            guard let keys = clientsByDescriptor[event.value] else { continue }
             for key in keys { dropClient(key) }
         }
     }
@@ -265,5 +351,17 @@ final class SupervisorCore: @unchecked Sendable {
             sendError(open.client, id: open.requestID, WireError(.timeout, "no answer within the request's timeout\(waited)"))
         }
         if draining { checkDrain(now: now) }
+        trimHeapAfterBurst()
+    }
+
+    /// glibc keeps freed memory in its arenas: after a burst of requests the supervisor's
+    /// resident size would stay at the burst's peak. Once what is held has fallen to a quarter
+    /// of a peak of at least 1,000 requests and streams, give the memory back (one malloc_trim).
+    private func trimHeapAfterBurst() {
+        let held = opens.count + routes.count
+        heldPeak = max(heldPeak, held)
+        guard heldPeak >= 1_000, held * 4 <= heldPeak else { return }
+        heldPeak = held
+        pp_malloc_trim()
     }
 }

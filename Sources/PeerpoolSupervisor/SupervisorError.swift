@@ -15,6 +15,8 @@ public struct SupervisorError: Error, Sendable, Equatable, CustomStringConvertib
         public static let identity = Code("identity")
         /// The worker executable could not be found.
         public static let workerCommand = Code("worker_command")
+        /// The supervisor has shut down: its routing thread takes no more work.
+        public static let stopped = Code("stopped")
     }
 
     public let code: Code

@@ -20,8 +20,15 @@ public struct SupervisorStatus: Codable, Sendable, Equatable {
     public var requests: Int
     /// One entry per shard, in index order.
     public var workers: [WorkerStatus]
+    /// Clients dropped since start because they did not read their replies (their queue
+    /// reached its high-water mark); nil from a supervisor that does not report it.
+    public var clientsOverrun: Int?
 
-    public init(version: Int, pid: Int32, uptimeSeconds: Double, clients: Int, streams: Int, requests: Int, workers: [WorkerStatus]) {
+    public init(
+        version: Int, pid: Int32, uptimeSeconds: Double, clients: Int, streams: Int, requests: Int, workers: [WorkerStatus],
+        clientsOverrun: Int? = nil
+    ) {
+        self.clientsOverrun = clientsOverrun
         self.version = version
         self.pid = pid
         self.uptimeSeconds = uptimeSeconds
@@ -35,6 +42,7 @@ public struct SupervisorStatus: Codable, Sendable, Equatable {
         case version, pid
         case uptimeSeconds = "uptime_s"
         case clients, streams, requests, workers
+        case clientsOverrun = "clients_overrun"
     }
 
     /// One worker (shard) as the supervisor sees it.

@@ -149,7 +149,9 @@ public final class Worker: Service, Sendable {
 
     /// Refuses new OPENs, waits up to `grace` for pending and open streams, aborts the rest.
     private func drain(_ core: WorkerCore, grace: Duration) async {
-        let idle = await core.onReactor { core.beginShutdown() }
+        // The reactor stops only in `serve` after this returns; should it have stopped anyway
+        // there is nothing left to drain.
+        guard let idle = try? await core.onReactor({ core.beginShutdown() }) else { return }
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 for await _ in idle { return }
@@ -158,7 +160,7 @@ public final class Worker: Service, Sendable {
             await group.next()
             group.cancelAll()
         }
-        await core.onReactor { core.abandonAll() }
+        _ = try? await core.onReactor { core.abandonAll() }
     }
 
     private func heartbeat(_ core: WorkerCore) async {

@@ -49,7 +49,13 @@ extension WorkerCore {
     /// Reads an OPEN body. (Validated ID52s are remembered by PeerpoolIdentity, so a peer seen
     /// before costs no curve check.) *Reactor thread.*
     private func decodeOpen(_ body: ZMQFrame) throws(WireError) -> DecodedOpen {
-        let request = try body.withUnsafeBytes { bytes throws(WireError) in try OpenRequest(jsonBody: bytes) }
+        // The same range checks as the supervisor's (its configured limits), again here: the
+        // window sizes this worker's buffers and the timeout arms a timer.
+        let maxTimeout = Duration.milliseconds(settings.maxRequestTimeoutMilliseconds)
+        let maxWindow = settings.maxWindow
+        let request = try body.withUnsafeBytes { bytes throws(WireError) in
+            try OpenRequest(jsonBody: bytes, maxTimeout: maxTimeout, maxWindow: maxWindow)
+        }
         return DecodedOpen(request: request, peer: request.peerAddress())
     }
 

@@ -142,7 +142,12 @@ extension WorkerCore {
         guard let body, body.count == 4 else {
             return abort(id, WireError(.malformedFrame, "CREDIT's body is 4 bytes"))
         }
-        entry.pipe.addCredit(Int(body.withUnsafeBytes { WireInteger.uint32($0) }))
+        let bytes = Int(body.withUnsafeBytes { WireInteger.uint32($0) })
+        // Credit returns bytes the client consumed, so it never lifts the credit above the
+        // window; more is a broken client (and would let it grow what this worker buffers).
+        guard entry.pipe.addCredit(bytes) else {
+            return abort(id, WireError(.flowControlViolation, "CREDIT of \(bytes) bytes would raise the stream's credit above its window of \(entry.pipe.window) bytes: credit only what was consumed"))
+        }
     }
 
     func clientFinish(_ id: UInt64) {
@@ -161,6 +166,13 @@ extension WorkerCore {
             return send(.aborted, id: id, body: WireError(.unknownStream, "RESET for stream \(id), which worker \(settings.index) does not have").jsonBody)
         }
         let code = body.flatMap { body in body.count == 8 ? body.withUnsafeBytes { WireInteger.uint64($0) } : nil } ?? 0
+        // The supervisor refuses such codes already; checked again here because ngtcp2 aborts
+        // the process on a code that is not a 62-bit varint.
+        guard code <= WireInteger.maxQUICErrorCode else {
+            send(.aborted, id: id, body: WireError(.malformedFrame, "RESET's code \(code) is over 2^62-1, the largest QUIC application error code; reset with \(Self.abandonCode) instead").jsonBody)
+            tearDown(entry, code: Self.abandonCode)
+            return checkIdle()
+        }
         tearDown(entry, code: code)
         checkIdle()
     }

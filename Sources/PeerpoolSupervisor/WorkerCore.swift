@@ -112,11 +112,10 @@ final class WorkerCore: @unchecked Sendable {
         }
     }
 
-    /// Runs `body` on the reactor thread and waits for it. Only while the reactor runs.
-    func onReactor<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
-        await withCheckedContinuation { continuation in
-            reactor.execute { continuation.resume(returning: body()) }
-        }
+    /// Runs `body` on the reactor thread and waits for it; throws `ZMQReactorStopped` (instead
+    /// of waiting forever) when the reactor has stopped.
+    func onReactor<T: Sendable>(_ body: @escaping @Sendable () -> T) async throws(ZMQReactorStopped) -> T {
+        try await reactor.run(body)
     }
 
     /// Stops the reactor (closing the socket after its linger, then terminating the context) and

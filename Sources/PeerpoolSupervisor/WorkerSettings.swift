@@ -30,12 +30,19 @@ public struct WorkerSettings: Codable, Sendable, Equatable {
     public var maxConnections: Int
     public var maxWaitersPerPeer: Int
     public var closeCode: UInt64
+    /// The largest OPEN `window` and `timeout_ms` the worker accepts: the supervisor's
+    /// configured limits, so both sides range-check an OPEN alike.
+    public var maxWindow: Int
+    public var maxRequestTimeoutMilliseconds: Int
 
     public init(
         index: Int, generation: Int, backendEndpoint: String, supervisorPID: Int32,
         heartbeatInterval: Duration, secretKeys: [SecretKey], receiveWindow: Int,
-        addressBook: String?, pool: PoolConfiguration
+        addressBook: String?, pool: PoolConfiguration,
+        maxWindow: Int = 16_777_216, maxRequestTimeout: Duration = .seconds(600)
     ) {
+        self.maxWindow = maxWindow
+        self.maxRequestTimeoutMilliseconds = OpenRequest.milliseconds(maxRequestTimeout)
         self.index = index
         self.generation = generation
         self.backendEndpoint = backendEndpoint

@@ -37,25 +37,32 @@ final class WorkerStream: Sendable {
 
     /// The supervisor's stream id.
     let id: UInt64
+    /// Peer → client window: the most credit the client can ever hold.
+    let window: Int
     private let state: Mutex<State>
 
     init(id: UInt64, window: Int) {
         self.id = id
+        self.window = window
         self.state = Mutex(State(credit: window))
     }
 
     // MARK: Reactor side
 
-    /// CREDIT(n) from the client.
-    func addCredit(_ bytes: Int) {
-        let waiter = state.withLock { state -> CheckedContinuation<Bool, Never>? in
-            guard !state.closed else { return nil }
+    /// CREDIT(n) from the client. False (and nothing changes) when it would lift the credit
+    /// above the window: the client credited bytes it never received.
+    @discardableResult
+    func addCredit(_ bytes: Int) -> Bool {
+        let (accepted, waiter) = state.withLock { state -> (Bool, CheckedContinuation<Bool, Never>?) in
+            guard !state.closed else { return (true, nil) }
+            guard bytes >= 0, bytes <= window - state.credit else { return (false, nil) }
             state.credit += bytes
-            guard state.credit > 0 else { return nil }
+            guard state.credit > 0 else { return (true, nil) }
             defer { state.creditWaiter = nil }
-            return state.creditWaiter
+            return (true, state.creditWaiter)
         }
         waiter?.resume(returning: true)
+        return accepted
     }
 
     /// DATA from the client, in order. The caller checked the window.

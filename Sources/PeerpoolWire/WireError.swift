@@ -31,6 +31,9 @@ public struct WireError: Error, Sendable, Equatable, CustomStringConvertible {
         public static let workerHung: Code = "worker_hung"
         public static let workerUnavailable: Code = "worker_unavailable"
         public static let streamReset: Code = "stream_reset"
+        /// The supervisor dropped this client for not reading its replies (sent, id 0, with the
+        /// client's next message).
+        public static let clientOverrun: Code = "client_overrun"
         /// Client side only: the connection to the supervisor closed.
         public static let supervisorLost: Code = "supervisor_lost"
         /// Client side only: the client was closed.

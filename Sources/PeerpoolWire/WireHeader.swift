@@ -60,6 +60,10 @@ public struct WireHeader: Sendable, Hashable {
 
 /// Big-endian integers in bodies (OPENED, CREDIT, RESET).
 public enum WireInteger {
+    /// The largest QUIC application error code: codes are 62-bit varints (RFC 9000 §16), and
+    /// ngtcp2 aborts the process on a larger one. RESET bodies above it are refused.
+    public static let maxQUICErrorCode: UInt64 = (1 << 62) - 1
+
     public static func bytes(_ value: UInt64) -> [UInt8] {
         (0..<8).map { UInt8(truncatingIfNeeded: value >> (56 - 8 * UInt64($0))) }
     }

@@ -1,4 +1,5 @@
 import CZMQ
+import Synchronization
 
 /// A libzmq context: its I/O threads and the sockets made from it.
 ///
@@ -8,7 +9,9 @@ import CZMQ
 public final class ZMQContext: @unchecked Sendable {
     /// Owned; terminated once.
     let handle: UnsafeMutableRawPointer
-    private var terminated = false
+    /// Set by the first `terminate()`: `Supervisor.run()` and `shutdown()` may both get there,
+    /// on different threads, and zmq_ctx_term must run once.
+    private let terminated = Atomic<Bool>(false)
 
     public init(ioThreads: Int32 = 1) throws {
         guard let handle = zmq_ctx_new() else { throw ZMQError("zmq_ctx_new") }
@@ -18,10 +21,10 @@ public final class ZMQContext: @unchecked Sendable {
         self.handle = handle
     }
 
-    /// Call once, after every socket is closed.
+    /// Call after every socket is closed. Safe from any thread, any number of times: only the
+    /// first call terminates (and blocks until libzmq is done); the others return at once.
     public func terminate() {
-        guard !terminated else { return }
-        terminated = true
+        guard terminated.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else { return }
         while zmq_ctx_term(handle) != 0 && zmq_errno() == EINTR {}
     }
 

@@ -16,17 +16,30 @@ public final class ZMQFrame {
         zmq_msg_init(message)
     }
 
-    /// A frame holding a copy of `bytes`.
+    /// A frame holding a copy of `bytes` (copied here: the pointer is not kept).
     public init(copying bytes: UnsafeRawBufferPointer) {
         message = .allocate(capacity: 1)
         zmq_msg_init_size(message, bytes.count)
-        if bytes.count > 0 {
-            zmq_msg_data(message).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+        if bytes.count > 0, let source = bytes.baseAddress {
+            zmq_msg_data(message).copyMemory(from: source, byteCount: bytes.count)
         }
     }
 
+    /// A frame holding a copy of `bytes`. The copy happens inside `withUnsafeBytes`: the
+    /// array's pointer is valid only there.
     public convenience init(_ bytes: [UInt8]) {
-        self.init(copying: bytes.withUnsafeBytes { $0 })
+        self.init(size: bytes.count)
+        bytes.withUnsafeBytes { source in
+            if let base = source.baseAddress, source.count > 0 {
+                zmq_msg_data(message).copyMemory(from: base, byteCount: source.count)
+            }
+        }
+    }
+
+    /// A frame of `size` uninitialised bytes, filled by the caller.
+    private init(size: Int) {
+        message = .allocate(capacity: 1)
+        zmq_msg_init_size(message, size)
     }
 
     deinit {

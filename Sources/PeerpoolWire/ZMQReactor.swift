@@ -62,7 +62,7 @@ public final class ZMQReactor: @unchecked Sendable {
 
     /// Starts the loop's thread. `setup` runs first on it (create and watch sockets there).
     public func start(_ setup: @escaping @Sendable () -> Void = {}) {
-        execute(setup)
+        precondition(execute(setup), "the \(name) reactor was stopped before it started")
         let box = Unmanaged.passRetained(self)
         var thread = pthread_t()
         let rc = pthread_create(&thread, nil, { context in
@@ -84,16 +84,34 @@ public final class ZMQReactor: @unchecked Sendable {
         precondition(isOnReactorThread, "\(function) must run on the \(name) reactor thread")
     }
 
-    /// Runs `work` on the reactor thread, soon. Safe from any thread. Dropped after `stop()`.
-    public func execute(_ work: @escaping @Sendable () -> Void) {
-        let wake = inbox.withLock { inbox -> Bool in
-            guard !inbox.stopping else { return false }
+    /// Runs `work` on the reactor thread, soon. Safe from any thread.
+    ///
+    /// Returns false, and drops `work` without running it, once `stop()` was called (as NIO's
+    /// `execute` refuses on a shut-down event loop): a caller that waits for `work` — a
+    /// continuation it resumes — must resume it itself then, or it waits forever.
+    @discardableResult
+    public func execute(_ work: @escaping @Sendable () -> Void) -> Bool {
+        let (accepted, wake) = inbox.withLock { inbox -> (Bool, Bool) in
+            guard !inbox.stopping else { return (false, false) }
             inbox.work.append(work)
-            if inbox.wakePending { return false }
+            if inbox.wakePending { return (true, false) }
             inbox.wakePending = true
-            return true
+            return (true, true)
         }
         if wake { wakeUp() }
+        return accepted
+    }
+
+    /// Runs `body` on the reactor thread and returns its result; throws `ZMQReactorStopped`
+    /// instead of waiting forever when the reactor has stopped (or stops before `body` ran).
+    public func run<T: Sendable>(_ body: @escaping @Sendable () -> T) async throws(ZMQReactorStopped) -> T {
+        let result: T? = await withCheckedContinuation { (continuation: CheckedContinuation<T?, Never>) in
+            if !execute({ continuation.resume(returning: body()) }) {
+                continuation.resume(returning: nil)
+            }
+        }
+        guard let result else { throw ZMQReactorStopped(reactor: name) }
+        return result
     }
 
     private func wakeUp() {
@@ -267,5 +285,16 @@ public final class ZMQReactor: @unchecked Sendable {
             timers.removeFirst()
             first.body()
         }
+    }
+}
+
+/// Work handed to a reactor that has stopped: it will never run.
+public struct ZMQReactorStopped: Error, Sendable, CustomStringConvertible {
+    public static let code = "reactor_stopped"
+    /// The reactor's name.
+    public var reactor: String
+
+    public var description: String {
+        "\(Self.code): the \(reactor) thread has stopped and runs no more work; the object it served was shut down"
     }
 }

@@ -142,6 +142,11 @@ public final class ZMQSocket {
             throw ZMQError("zmq_socket_monitor")
         }
         let pair = try ZMQSocket(context, .pair)
+        // No high-water mark on the event pipe (inproc adds both ends' marks; 0 on one end
+        // makes it unlimited): libzmq's I/O thread would otherwise block, or events be lost,
+        // when connections churn faster than the reactor reads, and a lost ACCEPTED or
+        // DISCONNECTED would misattribute clients. Events are small and read every turn.
+        try pair.setOption(ZMQ_RCVHWM, 0)
         try pair.connect(endpoint)
         return pair
     }

@@ -124,7 +124,7 @@ struct DemoCommand: AsyncParsableCommand {
         let backAfter = clock.now - killedAt
         try await again.finish()
         _ = try await again.readToEnd(limit: 16)
-        let newPIDs = await supervisor.workerPIDs()
+        let newPIDs = try await supervisor.workerPIDs()
         say("", "\(waiters) waiters ended: " + codes.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ") + ", the last \(ms(lastFailure - killedAt)) after the kill")
         for (shard, task) in transfers.keys.sorted().map({ shard in (shard, transferTasks.first { $0.0 == shard }!.1) }) {
             switch await task.value {
@@ -134,7 +134,7 @@ struct DemoCommand: AsyncParsableCommand {
         }
         say("6. recovery", "shard \(victim) serving again \(ms(backAfter)) after the kill, new worker pid \(newPIDs[victim].map(String.init) ?? "?")")
 
-        let status = await supervisor.status()
+        let status = try await supervisor.status()
         say("7. status", "what `peerpool status` shows for this supervisor:")
         for line in StatusCommand.render(status).split(separator: "\n") { say("", String(line)) }
         await client.close()
@@ -170,7 +170,7 @@ struct DemoCommand: AsyncParsableCommand {
     private func waitForWorkers(_ supervisor: Supervisor, clock: ContinuousClock) async throws -> [Int32] {
         let deadline = clock.now + .seconds(20)
         while clock.now < deadline {
-            let status = await supervisor.status()
+            let status = try await supervisor.status()
             if status.workers.allSatisfy({ $0.state == "running" }) { return status.workers.map { $0.pid ?? -1 } }
             try await Task.sleep(for: .milliseconds(20))
         }
@@ -180,7 +180,7 @@ struct DemoCommand: AsyncParsableCommand {
     private func waitUntilRequestsWait(_ supervisor: Supervisor, count: Int, clock: ContinuousClock) async throws {
         let deadline = clock.now + .seconds(20)
         while clock.now < deadline {
-            if await supervisor.status().requests >= count { return }
+            if try await supervisor.status().requests >= count { return }
             try await Task.sleep(for: .milliseconds(5))
         }
         throw ValidationError("\(count) requests did not reach the supervisor within 20 s")

@@ -27,6 +27,7 @@ struct SupervisorConfigurationTests {
         #expect(configuration.maxRequestTimeout == .seconds(600))
         #expect(configuration.maxRequestsPerClient == 10_000)
         #expect(configuration.maxStreamsPerClient == 10_000)
+        #expect(configuration.maxStreamsPerClientPerPeer == 50)
         #expect(configuration.maxPendingPerShard == 10_000)
         #expect(configuration.defaultWindow == 1_048_576)
         #expect(configuration.maxWindow == 16_777_216)
@@ -80,6 +81,7 @@ struct SupervisorConfigurationTests {
         max_request_timeout: 3600
         max_requests_per_client: 100
         max_streams_per_client: 200
+        max_streams_per_client_per_peer: 7
         max_pending_per_shard: 0
         default_window: 65536
         max_window: 1_048_576
@@ -113,6 +115,7 @@ struct SupervisorConfigurationTests {
         #expect(configuration.maxRequestTimeout == .seconds(3600))
         #expect(configuration.maxRequestsPerClient == 100)
         #expect(configuration.maxStreamsPerClient == 200)
+        #expect(configuration.maxStreamsPerClientPerPeer == 7)
         #expect(configuration.maxPendingPerShard == 0)
         #expect(configuration.defaultWindow == 65536)
         #expect(configuration.maxWindow == 1_048_576)
@@ -318,6 +321,7 @@ struct SupervisorConfigurationTests {
         ("max_request_timeout: 5", "max_request_timeout"),  // less than default_request_timeout
         ("max_requests_per_client: 0", "max_requests_per_client"),
         ("max_streams_per_client: 0", "max_streams_per_client"),
+        ("max_streams_per_client_per_peer: 0", "max_streams_per_client_per_peer"),
         ("max_pending_per_shard: -1", "max_pending_per_shard"),
         ("default_window: 0", "default_window"),
         ("default_window: 16777217", "default_window"),  // more than max_window

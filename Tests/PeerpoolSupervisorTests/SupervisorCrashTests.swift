@@ -30,7 +30,9 @@ struct SupervisorCrashTests {
         let silent = try SilentPeer()
         let silentIDs = try SupervisorFixture.id52s(onShard: victim, count: waitersPerShard, workers: workers)
 
-        try await EmbeddedSupervisor.with(workers: workers) { embedded in
+        // 250 streams over 4 peers from one client: above the default fair share per peer
+        // (max_streams_per_client_per_peer, 50), which this test is not about.
+        try await EmbeddedSupervisor.with(workers: workers, { $0.maxStreamsPerClientPerPeer = 1_000 }) { embedded in
             let supervisor = embedded.supervisor
             let client = embedded.client
             let pids = try await embedded.runningPIDs()
@@ -80,11 +82,11 @@ struct SupervisorCrashTests {
                 return
             }
             try await SupervisorFixture.waitUntil("shard \(victim)'s worker to hold \(waitersPerShard) requests") {
-                let status = await supervisor.status()
+                let status = try await supervisor.status()
                 return status.workers[victim].requests == waitersPerShard && status.requests >= waitersPerShard
             }
             try await SupervisorFixture.waitUntil("shard \(survivor)'s worker to report \(waitersPerShard) streams") {
-                await supervisor.status().workers[survivor].streams == waitersPerShard
+                try await supervisor.status().workers[survivor].streams == waitersPerShard
             }
 
             let killedWorker = ProcessIdentity(pids[victim])
@@ -103,7 +105,7 @@ struct SupervisorCrashTests {
             // The shard serves again, from a new process; the other shard's worker never changed.
             let replacement = try await embedded.replacementPID(shard: victim, replacing: pids[victim])
             #expect(try await client.echo("back\n", to: listener.peer(keys[0].id52)) == "back\n")
-            let status = await supervisor.status()
+            let status = try await supervisor.status()
             #expect(status.workers[victim].pid == replacement)
             #expect(status.workers[victim].restarts == 1)
             #expect(status.workers[survivor].pid == pids[survivor])
@@ -139,7 +141,7 @@ struct SupervisorCrashTests {
                 Task { await outcome { _ = try await client.getStream(ProtocolHeader(.ping), to: silent.peer(id), timeout: .seconds(60)) } }
             }
             try await SupervisorFixture.waitUntil("shard \(victim)'s worker to hold 20 requests") {
-                await supervisor.status().workers[victim].requests == 20
+                try await supervisor.status().workers[victim].requests == 20
             }
 
             let stoppedWorker = ProcessIdentity(pids[victim])
@@ -161,7 +163,7 @@ struct SupervisorCrashTests {
             #expect(try await client.echo("again\n", to: listener.peer(keys[0].id52)) == "again\n")
             // The other shard never noticed.
             #expect(try await other.echoLine("undisturbed\n") == "undisturbed\n")
-            let status = await supervisor.status()
+            let status = try await supervisor.status()
             #expect(status.workers[victim].pid == replacement)
             #expect(status.workers[victim].restarts == 1)
             #expect(status.workers[1 - victim].pid == pids[1 - victim])
@@ -195,7 +197,7 @@ struct SupervisorCrashTests {
             let supervisor = embedded.supervisor
             let peer = listener.peer(keys[0].id52)
             try await SupervisorFixture.waitUntil("the crashing shard to back off") {
-                await supervisor.status().workers[0].state == "backoff"
+                try await supervisor.status().workers[0].state == "backoff"
             }
             // Each request fails at once with worker_unavailable (never waits out its 20 s), also
             // those that arrive while the next attempt is starting.
@@ -206,15 +208,15 @@ struct SupervisorCrashTests {
                 #expect(failure.code == "worker_unavailable", "attempt \(attempt): \(failure)")
                 #expect(failure.message.contains("shard 0"), "attempt \(attempt): \(failure)")
             }
-            let backingOff = await supervisor.status().workers[0]
+            let backingOff = try await supervisor.status().workers[0]
             #expect(backingOff.restarts >= 3, "\(backingOff)")
 
             try FileManager.default.removeItem(atPath: flag)
             try await SupervisorFixture.waitUntil("the shard to run again once its worker can start") {
-                await supervisor.status().workers[0].state == "running"
+                try await supervisor.status().workers[0].state == "running"
             }
             #expect(try await embedded.client.echo("recovered\n", to: peer) == "recovered\n")
-            let recovered = await supervisor.status().workers[0]
+            let recovered = try await supervisor.status().workers[0]
             #expect(recovered.pid.map { ProcessIdentity($0).isAlive } == true, "\(recovered)")
         }
         await listener.stop()
@@ -231,6 +233,8 @@ struct SupervisorCrashTests {
         try await EmbeddedSupervisor.with(workers: 1, {
             $0.heartbeatInterval = defaults.heartbeatInterval
             $0.hangTimeout = defaults.hangTimeout
+            // 125 streams per peer from one client, above the default fair share (50).
+            $0.maxStreamsPerClientPerPeer = 1_000
         }) { embedded in
             let client = embedded.client
             let pid = try await embedded.runningPIDs()[0]
@@ -247,7 +251,7 @@ struct SupervisorCrashTests {
             }
             let outcomes = try await values(of: tasks, within: .seconds(90), "500 echo streams")
             #expect(tally(outcomes.map(\.code)) == ["succeeded": 500], "\(tally(outcomes.map { "\($0.code): \($0.message)" }))")
-            let worker = await embedded.supervisor.status().workers[0]
+            let worker = try await embedded.supervisor.status().workers[0]
             #expect(worker.pid == pid && worker.restarts == 0, "a busy, healthy worker was replaced: \(worker)")
         }
         await listener.stop()

@@ -88,7 +88,7 @@ struct SupervisorInputTests {
             #expect(status.workers.map(\.state) == ["running"])
             #expect(status.workers[0].restarts == 0)
             try await SupervisorFixture.waitUntil("the aborted streams and the cancelled request to be gone everywhere") {
-                let status = await embedded.supervisor.status()
+                let status = try await embedded.supervisor.status()
                 return status.streams == 0 && status.requests == 0 && status.workers[0].streams == 0 && status.workers[0].requests == 0
             }
         }
@@ -235,7 +235,7 @@ struct SupervisorInputTests {
                 try await Self.checkSlowReaders(
                     dealer: dealer, raw: raw.stream, supervised: supervised, window: window, workerPID: workerPID, baseline: baseline)
                 try await SupervisorFixture.waitUntil("the reset streams to be gone in the supervisor and the worker") {
-                    let status = await embedded.supervisor.status()
+                    let status = try await embedded.supervisor.status()
                     return status.streams == 0 && status.workers[0].streams == 0
                 }
                 let after = try #require(ProcessTable.residentBytes(workerPID))

@@ -188,4 +188,41 @@ struct SupervisorProcessTests {
         await ProcessTable.waitUntilGone(workers, within: .seconds(10))
         await listener.stop()
     }
+
+    /// The Python example client watches its socket with a monitor: a request waiting when the
+    /// supervisor dies fails with `supervisor_lost` at once, not at its 30 s timeout.
+    @Test func pythonClient_seesSupervisorLost_soonAfterTheSupervisorDies() async throws {
+        try SupervisorInputTests.requirePythonZMQ()
+        let serve = try await ServeProcess(workers: 1)
+        let (client, workerPIDs) = try await serve.connect()
+        await client.close()
+        let examples = PythonInterop.repositoryRoot.appendingPathComponent("examples/python").path
+        let program = """
+            import sys, time
+            sys.path.insert(0, sys.argv[1])
+            from peerpool_client import Client, PeerpoolError
+            c = Client(sys.argv[2], timeout=30)
+            c.status()
+            print("READY", flush=True)
+            for _ in range(10000):
+                try:
+                    c.status()
+                except PeerpoolError as e:
+                    print(e.code, flush=True)
+                    break
+                time.sleep(0.01)
+            """
+        let python = try TestProcess("/usr/bin/python3", ["-c", program, examples, serve.endpoint])
+        let ready = await python.nextLine()
+        #expect(ready == "READY")
+        serve.child.signal(SIGKILL)
+        let killed = ContinuousClock.now
+        let line = await python.nextLine(within: .seconds(20))
+        let took = ContinuousClock.now - killed
+        #expect(line == "supervisor_lost", "the Python client reported \(line ?? "nothing") \(took) after the supervisor died")
+        #expect(took < .seconds(5), "supervisor_lost took \(took)")
+        await python.kill()
+        await serve.kill()
+        await ProcessTable.waitUntilGone(workerPIDs.map(ProcessIdentity.init), within: .seconds(10))
+    }
 }

@@ -25,7 +25,7 @@ struct SupervisorTests {
             workers = pids.map(ProcessIdentity.init)
             #expect(Set(pids).count == 2)
             #expect(workers.allSatisfy { $0.isAlive })
-            #expect(await embedded.supervisor.workerPIDs() == pids)
+            #expect(try await embedded.supervisor.workerPIDs() == pids)
 
             // Over the wire, as `peerpool status` asks.
             let status = try await embedded.client.status()
@@ -136,7 +136,7 @@ struct SupervisorTests {
                 #expect(try await streams[victim].echoLine("back \(victim)\n") == "back \(victim)\n")
             }
 
-            let status = await supervisor.status()
+            let status = try await supervisor.status()
             #expect(status.workers.map(\.restarts) == [1, 1, 1])
             for stream in streams {
                 try await stream.finish()
@@ -169,7 +169,7 @@ struct SupervisorTests {
                     expected[supervisor.shard(for: key.id52)] += 1
                     let want = expected
                     try await SupervisorFixture.waitUntil("workers' connections to be \(want) in run \(run)") {
-                        await supervisor.status().workers.map(\.connections) == want
+                        try await supervisor.status().workers.map(\.connections) == want
                     }
                 }
                 for stream in streams { await stream.reset(code: 0) }

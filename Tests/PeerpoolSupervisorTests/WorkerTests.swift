@@ -226,6 +226,28 @@ struct WorkerTests {
         }
     }
 
+    /// The worker checks a RESET code itself before it reaches ngtcp2, which aborts the process
+    /// on a code over 2^62-1 (the supervisor refuses such codes first).
+    @Test func reset_withCodeOver62Bits_abortsMalformedFrame_andTheWorkerServesOn() async throws {
+        try await withWorker { harness in
+            try await harness.openEcho(id: 1)
+            harness.send(.reset, id: 1, body: WireInteger.bytes(UInt64(1) << 62))
+            let code1 = try await harness.code(.aborted, id: 1)
+            #expect(code1 == .malformedFrame)
+            try await harness.openEcho(id: 2)
+        }
+    }
+
+    /// CREDIT returns bytes consumed: credit above the stream's window is refused.
+    @Test func credit_beyondTheWindow_abortsWithFlowControlViolation() async throws {
+        try await withWorker { harness in
+            try await harness.openEcho(id: 1)
+            harness.send(.credit, id: 1, body: WireInteger.bytes(UInt32(1)))
+            let code1 = try await harness.code(.aborted, id: 1)
+            #expect(code1 == .flowControlViolation)
+        }
+    }
+
     @Test func peerReset_abortsWithStreamReset() async throws {
         try await withWorker { harness in
             harness.send(.open, id: 1, body: harness.openBody(remote: harness.peer.id52, address: harness.peer.address, protocol: WorkerTests.resetProtocol))

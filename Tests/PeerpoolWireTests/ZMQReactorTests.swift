@@ -181,4 +181,38 @@ struct ZMQReactorTests {
         await reactor.stopped()
         #expect(!late.withLock { $0 })
     }
+
+    /// Work handed to a stopped reactor is refused loudly, so a caller waiting on it can stop
+    /// waiting (issue 8: `status()` after shutdown used to hang forever).
+    @Test func execute_afterStop_returnsFalse_andRunThrowsInsteadOfHanging() async throws {
+        let reactor = try ZMQReactor(name: "test-refuse")
+        reactor.start()
+        #expect(try await reactor.run { 7 } == 7)
+        reactor.stop()
+        await reactor.stopped()
+        #expect(!reactor.execute {})
+        let refused = Task { () -> Bool in
+            do { _ = try await reactor.run { 1 }; return false } catch { return true }
+        }
+        #expect(await refused.value)
+    }
+
+    /// zmq_ctx_term must run once, even when two threads terminate at the same moment.
+    @Test func contextTerminate_fromManyThreadsAtOnce_terminatesOnce() async throws {
+        for _ in 0..<20 {
+            let context = try ZMQContext()
+            await withTaskGroup(of: Void.self) { group in
+                for _ in 0..<4 { group.addTask { context.terminate() } }
+            }
+        }
+    }
+
+    /// A frame made from an array holds its own copy of the bytes.
+    @Test func frameFromArray_holdsACopy() {
+        var bytes: [UInt8] = Array(0..<200)
+        let frame = ZMQFrame(bytes)
+        bytes[0] = 99
+        #expect(frame.bytes == Array(0..<200))
+        #expect(ZMQFrame([]).count == 0)
+    }
 }

@@ -70,7 +70,7 @@ class PeerpoolError(Exception):
     """An ERROR or ABORTED from the supervisor, or a failure on the client side.
 
     `code` is stable, for programs (see the error table in docs/wire-protocol.md, plus the
-    client-side "timeout" and "closed"); `message` is for people.
+    client-side "timeout", "closed" and "supervisor_lost"); `message` is for people.
     """
 
     def __init__(self, code, message=""):
@@ -201,9 +201,15 @@ class Client:
         self._context = context if context is not None else zmq.Context()
         self._socket = self._context.socket(zmq.DEALER)
         self._socket.setsockopt(zmq.LINGER, 1000)  # close() waits at most 1 s for unsent frames
+        # ZeroMQ hides disconnects (a DEALER just queues and reconnects): a monitor on the
+        # socket reports the supervisor going away within milliseconds, so waits fail with
+        # supervisor_lost at once instead of running into their timeouts.
+        self._monitor = self._socket.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        self._lost = None  # PeerpoolError("supervisor_lost") once the connection closed
         self._socket.connect(endpoint)
         self._poller = zmq.Poller()
         self._poller.register(self._socket, zmq.POLLIN)
+        self._poller.register(self._monitor, zmq.POLLIN)
         self._request_ids = itertools.count(1)  # never reused, never 0
         self._requests = {}  # request id -> _Request, until answered
         self._streams = {}  # stream id -> _StreamState, until the stream is over
@@ -243,6 +249,9 @@ class Client:
         """Close the socket. Streams still open are left to the supervisor to clean up."""
         if self._socket is None:
             return
+        self._poller.unregister(self._monitor)
+        self._socket.disable_monitor()
+        self._monitor.close()
         self._socket.close()
         self._socket = None
         if self._own_context:
@@ -310,10 +319,29 @@ class Client:
             events = dict(self._poller.poll(max(1, int(remaining * 1000))))
             if self._socket in events:
                 self._dispatch(self._socket.recv_multipart(flags=zmq.NOBLOCK))
+            if self._monitor in events:
+                self._read_monitor()
+
+    def _read_monitor(self):
+        """The supervisor's connection closed: everything waiting fails with supervisor_lost."""
+        while True:
+            try:
+                frames = self._monitor.recv_multipart(flags=zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            event = struct.unpack("=hi", frames[0][:6])[0]
+            if event == zmq.EVENT_DISCONNECTED and self._lost is None:
+                self._lost = PeerpoolError(
+                    "supervisor_lost", f"the connection to the supervisor at {self.endpoint} closed")
+                for state in self._streams.values():
+                    state.error = self._lost
+                self._streams.clear()
 
     def _check_open(self):
         if self._socket is None:
             raise PeerpoolError("closed", "the client is closed")
+        if self._lost is not None:
+            raise self._lost
 
     def _dispatch(self, frames):
         """File one incoming message where whoever waits for it will find it."""

@@ -128,6 +128,15 @@ enum ProcessTable {
         return fields.count > 19 ? fields : nil
     }
 
+    /// Live (not zombie) processes whose process group is `group` (field 5 of /proc/<pid>/stat).
+    static func members(ofGroup group: Int32) -> [Int32] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return names.compactMap(Int32.init).filter { pid in
+            guard let fields = statFields(pid) else { return false }
+            return fields[2] == "\(group)" && fields[0] != "Z" && fields[0] != "X"
+        }
+    }
+
     /// Resident set size of `pid` in bytes (VmRSS of /proc/<pid>/status), nil if it is gone.
     static func residentBytes(_ pid: Int32) -> Int? {
         guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
@@ -571,8 +580,8 @@ final class EmbeddedSupervisor: Sendable {
     /// The workers' pids once every shard's worker runs (status `running` with a pid).
     @discardableResult
     func runningPIDs(within timeout: Duration = SupervisorFixture.deadline) async throws -> [Int32] {
-        try await SupervisorFixture.waitForValue("every worker to run", within: timeout) { () async -> [Int32]? in
-            let status = await supervisor.status()
+        try await SupervisorFixture.waitForValue("every worker to run", within: timeout) { () async throws -> [Int32]? in
+            let status = try await supervisor.status()
             let pids = status.workers.compactMap { $0.state == "running" ? $0.pid : nil }
             return pids.count == status.workers.count ? remember(pids) : nil
         }
@@ -580,8 +589,8 @@ final class EmbeddedSupervisor: Sendable {
 
     /// Waits until shard `index` runs a worker other than `oldPID`; returns the new pid.
     func replacementPID(shard index: Int, replacing oldPID: Int32, within timeout: Duration = SupervisorFixture.deadline) async throws -> Int32 {
-        try await SupervisorFixture.waitForValue("shard \(index) to run a worker other than pid \(oldPID)", within: timeout) { () async -> Int32? in
-            let worker = await supervisor.status().workers[index]
+        try await SupervisorFixture.waitForValue("shard \(index) to run a worker other than pid \(oldPID)", within: timeout) { () async throws -> Int32? in
+            let worker = try await supervisor.status().workers[index]
             guard worker.state == "running", let pid = worker.pid, pid != oldPID else { return nil }
             return remember([pid])[0]
         }
@@ -596,7 +605,7 @@ final class EmbeddedSupervisor: Sendable {
     /// Closes the client, shuts the supervisor down (bounded) and checks that no worker it ever
     /// ran is still alive, killing any that is.
     func stop() async {
-        let current = await supervisor.workerPIDs().compactMap { $0 }
+        let current = ((try? await supervisor.workerPIDs()) ?? []).compactMap { $0 }
         _ = remember(current)
         await client.close()
         let supervisor = supervisor
@@ -670,6 +679,19 @@ final class RawDealer: @unchecked Sendable {
             guard let socket else { return }
             for (index, frame) in frames.enumerated() {
                 socket.send(frame, more: index < frames.count - 1)
+            }
+        }
+    }
+
+    /// Sends many messages in one hand-over to the socket's thread, as fast as libzmq takes
+    /// them (the socket has no send limit).
+    func sendMany(_ messages: [[[UInt8]]]) {
+        reactor.execute { [self] in
+            guard let socket else { return }
+            for frames in messages {
+                for (index, frame) in frames.enumerated() {
+                    socket.send(frame, more: index < frames.count - 1)
+                }
             }
         }
     }
@@ -783,6 +805,8 @@ final class Gate: Sendable {
         }
         for waiter in waiters { waiter.resume() }
     }
+
+    var isOpen: Bool { state.withLock { $0.open } }
 
     func wait() async {
         await withCheckedContinuation { continuation in
