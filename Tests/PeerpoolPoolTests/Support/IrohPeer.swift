@@ -113,10 +113,10 @@ extension IrohPeer {
             guard FileManager.default.isExecutableFile(atPath: PythonInterop.interpreter.path) else {
                 throw IrohPeerError("\(PythonInterop.interpreter.path) is missing: run `deploy/setup.sh --test` in \(PythonInterop.repositoryRoot.path)")
             }
-            // Niced: its Python bindings burn about 0.3 CPU s per MiB, and the rest of the suite
-            // runs alongside on a 2-core machine with its own deadlines.
+            // Niced a little: its Python bindings burn about 0.3 CPU s per MiB, and the rest of
+            // the suite runs alongside on a 2-core machine with its own deadlines.
             process.executableURL = URL(fileURLWithPath: "/usr/bin/nice")
-            process.arguments = ["-n", "10", PythonInterop.interpreter.path, "-u", IrohPeer.script.path] + arguments
+            process.arguments = ["-n", "5", PythonInterop.interpreter.path, "-u", IrohPeer.script.path] + arguments
             let stdout = Pipe()
             let stderr = Pipe()
             process.standardInput = stdin
