@@ -237,21 +237,16 @@ struct IrohInteropTests {
         let child = try PeerpoolChild(
             ["listen", "--address", "127.0.0.1:0", "--identities", "3", "--socket-per-identity", "--exit-on-stdin-eof"],
             standardOutput: output)
-        let reader = output.fileHandleForReading
+        // Lines arrive from a reading thread, so no blocking read holds a cooperative thread.
+        let (arriving, continuation) = AsyncStream<String>.makeStream()
+        readLines(from: output.fileHandleForReading, limit: 1 << 16) { continuation.yield($0) } atEnd: { continuation.finish() }
         let lines = try await withTimeout(.seconds(20)) {
-            try await Task.detached {
-                var lines: [String] = []
-                var current: [UInt8] = []
-                while lines.count < 4, let byte = try reader.read(upToCount: 1)?.first {
-                    if byte == UInt8(ascii: "\n") {
-                        lines.append(String(decoding: current, as: UTF8.self))
-                        current = []
-                    } else {
-                        current.append(byte)
-                    }
-                }
-                return lines
-            }.value
+            var lines: [String] = []
+            for await line in arriving {
+                lines.append(line)
+                if lines.count == 4 { break }
+            }
+            return lines
         }
         withExtendedLifetime(child) {}
         #expect(lines.first?.hasPrefix("LISTENING 127.0.0.1 ") == true, "\(lines)")
