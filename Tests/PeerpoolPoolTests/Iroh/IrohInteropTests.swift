@@ -205,6 +205,31 @@ struct IrohInteropTests {
         #expect(run.lines.contains("CONCURRENT ok 100"), "\(run.transcript)")
     }
 
+    @Test func irohClientKilledMidStream_failsOurServerSidePromptly() async throws {
+        let idle = Duration.seconds(3)
+        let (outcomes, outcome) = AsyncStream<String>.makeStream()
+        let server = try await TestPeer(configuration: quicConfiguration { $0.idleTimeout = idle }, handler: { incoming in
+            do {
+                while let chunk = try await incoming.stream.read() { try await incoming.stream.write(chunk) }
+                outcome.yield("ended")
+            } catch {
+                outcome.yield("failed: \(error)")
+            }
+        })
+        defer { Task { await server.stop() } }
+        let client = try await IrohPeer.startClient(peer: server.key.id52, port: server.port, ["--mode", "hold"])
+        _ = try await client.value(of: "HOLDING", within: .seconds(60))
+        let clock = ContinuousClock()
+        client.kill()
+        let killedAt = clock.now
+        let result = try await withTimeout(idle + .seconds(5)) {
+            for await result in outcomes { return result }
+            return "no outcome"
+        }
+        #expect(result.hasPrefix("failed: "), "\(result)")
+        #expect(clock.now - killedAt < idle + .seconds(5))
+    }
+
     @Test func irohDialsPeerpool_withTheWrongID52_isRefused() async throws {
         let server = try await TestPeer()
         defer { Task { await server.stop() } }
