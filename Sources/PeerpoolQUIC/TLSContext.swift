@@ -30,8 +30,6 @@ final class TLSContext: @unchecked Sendable {
     /// The identity a server answers as when the client sends no SNI (iroh 1.0.4 and later
     /// never do): the endpoint's only identity, or the one named at bind time.
     let defaultIdentity: TLSIdentity?
-    /// Whether X.509 certificates are offered after raw public keys.
-    let x509Fallback: Bool
 
     /// TLS 1.3 only; raw public keys (RFC 7250) both ways, offered first.
     static let rawPublicKeyPriority =
@@ -55,7 +53,6 @@ final class TLSContext: @unchecked Sendable {
         }
         self.identities = byID
         self.identitiesByName = Dictionary(uniqueKeysWithValues: byID.map { ($0.key.description, $0.value) })
-        self.x509Fallback = x509Fallback
         if let defaultIdentity {
             guard let identity = byID[defaultIdentity] else {
                 throw QUICError(.noIdentity, "the identity to answer clients without SNI, \(defaultIdentity), is not among this endpoint's identities")

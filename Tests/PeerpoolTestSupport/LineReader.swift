@@ -29,3 +29,29 @@ public func readLines(
     }
     thread.start()
 }
+
+/// The first `count` lines `handle` delivers (fewer if it reaches EOF first), read on a thread
+/// of their own (`readLines`), so that a child slow to start blocks no cooperative thread: with
+/// only as many of those as cores, two blocking reads would stall every test in the process.
+/// Later lines are read and dropped until EOF. Nil after `timeout`.
+public func firstLines(of handle: FileHandle, count: Int, within timeout: Duration) async -> [String]? {
+    let (arriving, continuation) = AsyncStream<String>.makeStream()
+    readLines(from: handle, limit: 1 << 20) { continuation.yield($0) } atEnd: { continuation.finish() }
+    return await withTaskGroup(of: [String]?.self) { group in
+        group.addTask {
+            var lines: [String] = []
+            for await line in arriving {
+                lines.append(line)
+                if lines.count == count { break }
+            }
+            return lines
+        }
+        group.addTask {
+            try? await Task.sleep(for: timeout)
+            return nil
+        }
+        let first = await group.next() ?? nil
+        group.cancelAll()
+        return first
+    }
+}

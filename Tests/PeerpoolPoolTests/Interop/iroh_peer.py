@@ -32,6 +32,8 @@ stream; echo sends back every byte until the opener finishes, then finishes.
                           `ECHO bad <details>`
               concurrent  --streams N echo streams at once on the one connection, 4 KiB each:
                           `CONCURRENT ok <N>` or `CONCURRENT bad <details>`
+              hold        one echo stream written and read without end; `HOLDING 262144` once 256 KiB
+                          are written. Runs until killed (or --timeout).
             Exit 0 once its lines are printed. Exit 1, with the reason on stderr (`CONNECT_ERROR
             <message>` on stdout when the connection fails), on any failure or after --timeout
             (default 30 s).
@@ -283,6 +285,23 @@ async def client(iroh, args) -> int:
         ok, details = await echo(connection, args.bytes)
         elapsed = time.monotonic() - start
         say(f"ECHO ok {args.bytes} {elapsed:.3f}" if ok else f"ECHO bad {details}")
+    elif args.mode == "hold":
+        # An echo stream that never ends: writes and reads until the test kills us.
+        stream = await connection.open_bi()
+        send, recv = stream.send(), stream.recv()
+        await send.write_all(b'{"Generic":"echo"}\n')
+
+        async def drain():
+            while await recv.read(CHUNK):
+                pass
+
+        draining = asyncio.ensure_future(drain())
+        offset = 0
+        while True:
+            await send.write_all(pattern(offset, 16 * 1024))
+            offset += 16 * 1024
+            if offset == 256 * 1024:
+                say(f"HOLDING {offset}")
     elif args.mode == "concurrent":
         results = await asyncio.gather(*(echo(connection, 4096) for _ in range(args.streams)))
         bad = [details for ok, details in results if not ok]
@@ -299,7 +318,7 @@ def main() -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--peer")
     parser.add_argument("--addr")
-    parser.add_argument("--mode", choices=["ping", "echo", "concurrent"], default="ping")
+    parser.add_argument("--mode", choices=["ping", "echo", "concurrent", "hold"], default="ping")
     parser.add_argument("--count", type=int, default=1)
     parser.add_argument("--bytes", type=int, default=1 << 20)
     parser.add_argument("--streams", type=int, default=100)

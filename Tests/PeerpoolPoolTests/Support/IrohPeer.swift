@@ -63,6 +63,21 @@ final class IrohPeer: Sendable {
         return (status, child.takeAll(), await child.finalTranscript())
     }
 
+    /// A client dialling `peer` at 127.0.0.1:`port` that runs on (`--mode hold`), once it
+    /// reported its ID52; `port` is then the port it dialled. Killed at `deinit` or `kill()`.
+    static func startClient(peer: ID52, port: Int, _ arguments: [String], lifetime: Duration = .seconds(120)) async throws -> IrohPeer {
+        let child = try LineChild(arguments: [
+            "client", "--peer", peer.description, "--addr", "127.0.0.1:\(port)", "--timeout", "\(lifetime.components.seconds)",
+        ] + arguments)
+        do {
+            let id52 = try ID52(parsing: try await child.value(of: "ID", within: .seconds(30)))
+            return IrohPeer(port: port, id52: id52, child: child)
+        } catch {
+            child.stop()
+            throw error
+        }
+    }
+
     /// The rest of the next stdout line starting with `keyword` and a space.
     func value(of keyword: String, within timeout: Duration = .seconds(15)) async throws -> String {
         try await child.value(of: keyword, within: timeout)
@@ -113,10 +128,10 @@ extension IrohPeer {
             guard FileManager.default.isExecutableFile(atPath: PythonInterop.interpreter.path) else {
                 throw IrohPeerError("\(PythonInterop.interpreter.path) is missing: run `deploy/setup.sh --test` in \(PythonInterop.repositoryRoot.path)")
             }
-            // Niced: its Python bindings burn about 0.3 CPU s per MiB, and the rest of the suite
-            // runs alongside on a 2-core machine with its own deadlines.
+            // Niced a little: its Python bindings burn about 0.3 CPU s per MiB, and the rest of
+            // the suite runs alongside on a 2-core machine with its own deadlines.
             process.executableURL = URL(fileURLWithPath: "/usr/bin/nice")
-            process.arguments = ["-n", "10", PythonInterop.interpreter.path, "-u", IrohPeer.script.path] + arguments
+            process.arguments = ["-n", "5", PythonInterop.interpreter.path, "-u", IrohPeer.script.path] + arguments
             let stdout = Pipe()
             let stderr = Pipe()
             process.standardInput = stdin

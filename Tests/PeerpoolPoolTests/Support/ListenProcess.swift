@@ -17,22 +17,7 @@ final class ListenProcess: @unchecked Sendable {
         let stdout = Pipe()
         child = try PeerpoolChild(
             ["listen", "--address", "127.0.0.1:0", "--identities", "\(count)", "--exit-on-stdin-eof"], standardOutput: stdout)
-        let reader = stdout.fileHandleForReading
-        let lines: [String] = try await withTimeout(.seconds(20)) {
-            try await Task.detached {
-                var lines: [String] = []
-                var current: [UInt8] = []
-                while lines.count < count + 1, let byte = try reader.read(upToCount: 1)?.first {
-                    if byte == UInt8(ascii: "\n") {
-                        lines.append(String(decoding: current, as: UTF8.self))
-                        current = []
-                    } else {
-                        current.append(byte)
-                    }
-                }
-                return lines
-            }.value
-        }
+        let lines = await firstLines(of: stdout.fileHandleForReading, count: count + 1, within: .seconds(20)) ?? []
         let fields = lines.first?.split(separator: " ") ?? []
         guard fields.count == 4, fields[0] == "LISTENING", let port = Int(fields[2]), lines.count == count + 1 else {
             child.process.terminate()

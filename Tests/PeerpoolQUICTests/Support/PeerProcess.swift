@@ -17,14 +17,7 @@ final class PeerProcess: @unchecked Sendable {
         child = try PeerpoolChild(
             ["peer", "--address", "127.0.0.1:0"], executable: peerpoolBenchExecutable, standardOutput: stdout, standardError: FileHandle.standardError)
 
-        let reader = stdout.fileHandleForReading
-        let line: String? = try await withDeadline(timeout) {
-            try await Task.detached {
-                var bytes: [UInt8] = []
-                while let byte = try reader.read(upToCount: 1)?.first, byte != UInt8(ascii: "\n") { bytes.append(byte) }
-                return String(decoding: bytes, as: UTF8.self)
-            }.value
-        }
+        let line = await firstLines(of: stdout.fileHandleForReading, count: 1, within: timeout)?.first
         let fields = line?.split(separator: " ") ?? []
         guard fields.count == 4, fields[0] == "READY", let id = ID52(String(fields[1])), let port = Int(fields[3]) else {
             child.process.terminate()
