@@ -5,6 +5,7 @@
 //   CNGTCP2, CZMQ          C system libraries (Debian: libngtcp2-crypto-gnutls-dev, libzmq3-dev)
 //   CLinuxProcess          the Linux process calls Swift cannot import (pidfd_open, prctl)
 //   PeerpoolIdentity       ID52 names, ed25519 secret keys, self-signed certificates
+//   PeerpoolDiscovery      iroh's discovery: z-base-32, BLAKE3, pkarr packets, DNS TXT lookups, relay frames
 //   PeerpoolQUIC           authenticated QUIC endpoint, connections and streams on ngtcp2 + GnuTLS
 //   PeerpoolPool           fastn's stream protocol, getStream over pooled connections, the accepting side
 //   PeerpoolWire           the versioned ZeroMQ wire protocol: frames, codes, sockets on their own thread
@@ -18,6 +19,7 @@ let package = Package(
     products: [
         .executable(name: "peerpool", targets: ["peerpool"]),
         .library(name: "PeerpoolIdentity", targets: ["PeerpoolIdentity"]),
+        .library(name: "PeerpoolDiscovery", targets: ["PeerpoolDiscovery"]),
         .library(name: "PeerpoolQUIC", targets: ["PeerpoolQUIC"]),
         .library(name: "PeerpoolPool", targets: ["PeerpoolPool"]),
         .library(name: "PeerpoolWire", targets: ["PeerpoolWire"]),
@@ -64,6 +66,17 @@ let package = Package(
                 .product(name: "BigInt", package: "BigInt"),
             ]
         ),
+        // Finding a peer by its key alone, as iroh does: DNS TXT records under `_iroh.<z32>`, signed
+        // pkarr packets, and the relay protocol's values. Knows nothing of QUIC or the pool.
+        .target(
+            name: "PeerpoolDiscovery",
+            dependencies: [
+                "PeerpoolIdentity",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         .target(
             name: "PeerpoolQUIC",
             dependencies: [
@@ -79,6 +92,7 @@ let package = Package(
             name: "PeerpoolPool",
             dependencies: [
                 "PeerpoolQUIC",
+                "PeerpoolDiscovery",
                 "PeerpoolIdentity",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -121,6 +135,15 @@ let package = Package(
         // executable, the Python interop peers), line reading, PEM files, bounded waits.
         .target(name: "PeerpoolTestSupport", dependencies: ["PeerpoolIdentity"], path: "Tests/PeerpoolTestSupport"),
         .testTarget(name: "PeerpoolIdentityTests", dependencies: ["PeerpoolIdentity"]),
+        .testTarget(
+            name: "PeerpoolDiscoveryTests",
+            dependencies: [
+                "PeerpoolDiscovery", "PeerpoolIdentity", "PeerpoolTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            exclude: ["Interop"]
+        ),
         .testTarget(name: "PeerpoolWireTests", dependencies: ["PeerpoolWire", "PeerpoolIdentity", "CZMQ"]),
         .testTarget(
             name: "PeerpoolSupervisorTests",
@@ -137,7 +160,7 @@ let package = Package(
         .testTarget(
             name: "PeerpoolPoolTests",
             dependencies: [
-                "PeerpoolPool", "PeerpoolQUIC", "PeerpoolIdentity", "PeerpoolTestSupport",
+                "PeerpoolPool", "PeerpoolQUIC", "PeerpoolIdentity", "PeerpoolTestSupport", "PeerpoolDiscovery",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
