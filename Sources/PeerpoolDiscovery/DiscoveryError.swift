@@ -18,6 +18,11 @@ public struct DiscoveryError: Error, CustomStringConvertible, Equatable, Sendabl
         public static let pkarrBadSignature = Code("pkarr_bad_signature")
         /// Records that do not fit in a pkarr packet (its DNS part is at most 1000 bytes).
         public static let pkarrTooLarge = Code("pkarr_too_large")
+        /// A pkarr relay answered a PUT or GET with an error status (400 bad packet, 409 older
+        /// than what it holds, 413 too large, 429 rate-limited); the message carries status and body.
+        public static let pkarrRelayRefused = Code("pkarr_relay_refused")
+        /// A pkarr relay could not be reached or did not answer within the timeout.
+        public static let pkarrRelayFailed = Code("pkarr_relay_failed")
         /// A DNS message that cannot be parsed (truncated, bad name, pointer loop).
         public static let dnsMalformed = Code("dns_malformed")
         /// The name server answered with an error code other than NXDOMAIN (SERVFAIL, REFUSED).

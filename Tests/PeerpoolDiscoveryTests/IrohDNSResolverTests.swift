@@ -11,7 +11,7 @@ import Testing
 
     static func name(_ peer: ID52) -> String { IrohEndpointRecord.name(of: peer, origin: origin) }
 
-    static func resolver(_ server: DNSTestServer, clock: ManualClock = ManualClock(), capacity: Int = 4096) throws -> IrohDNSResolver {
+    static func resolver(_ server: PythonTestServer, clock: ManualClock = ManualClock(), capacity: Int = 4096) throws -> IrohDNSResolver {
         var configuration = DNSDiscoveryConfiguration(origin: origin, nameServers: [try SocketAddress(ipAddress: "127.0.0.1", port: server.port)])
         configuration.cacheCapacity = capacity
         return try IrohDNSResolver(configuration: configuration, now: { clock.now() })
@@ -19,7 +19,7 @@ import Testing
 
     @Test func lookup_readsAddressesAndRelay_fromALocalDNSServer() async throws {
         let peer = SecretKey.generate().id52
-        let server = try await DNSTestServer(zone: [Self.name(peer): [
+        let server = try await PythonTestServer(dnsZone: [Self.name(peer): [
             [30, "relay=http://127.0.0.1:3340/"], [30, "addr=127.0.0.1:4433 192.0.2.1:5"], [60, "addr=[::1]:4434"], [30, "user-data=hi"],
         ]])
         let result = try await Self.resolver(server).lookup(peer)
@@ -35,7 +35,7 @@ import Testing
 
     @Test func lookup_withinTTL_usesTheCache_andAfterTTL_asksAgain() async throws {
         let (a, b) = (SecretKey.generate().id52, SecretKey.generate().id52)
-        let server = try await DNSTestServer(zone: [Self.name(a): [[30, "addr=127.0.0.1:1"]], Self.name(b): [[30, "addr=127.0.0.1:2"]]])
+        let server = try await PythonTestServer(dnsZone: [Self.name(a): [[30, "addr=127.0.0.1:1"]], Self.name(b): [[30, "addr=127.0.0.1:2"]]])
         var queries = server.lines.makeAsyncIterator()
         let clock = ManualClock()
         let resolver = try Self.resolver(server, clock: clock)
@@ -56,7 +56,7 @@ import Testing
 
     @Test func lookup_ofUnknownPeer_isEmptyNamesNXDOMAIN_andIsCachedForTheNegativeTTL() async throws {
         let (unknown, known) = (SecretKey.generate().id52, SecretKey.generate().id52)
-        let server = try await DNSTestServer(zone: [Self.name(known): [[30, "addr=127.0.0.1:1"]]])
+        let server = try await PythonTestServer(dnsZone: [Self.name(known): [[30, "addr=127.0.0.1:1"]]])
         var queries = server.lines.makeAsyncIterator()
         let resolver = try Self.resolver(server)
         let result = try await resolver.lookup(unknown)
@@ -70,13 +70,13 @@ import Testing
 
     @Test func lookup_ofMalformedRecord_throwsBadIrohRecord() async throws {
         let peer = SecretKey.generate().id52
-        let server = try await DNSTestServer(zone: [Self.name(peer): [[30, "addr=banana:12"]]])
+        let server = try await PythonTestServer(dnsZone: [Self.name(peer): [[30, "addr=banana:12"]]])
         await #expect(throws: DiscoveryError(.badIrohRecord, "")) { try await Self.resolver(server).lookup(peer) }
     }
 
     @Test func lookup_whenServerFailsOrTruncates_throwsWithTheCode() async throws {
         let (failing, truncating) = (SecretKey.generate().id52, SecretKey.generate().id52)
-        let server = try await DNSTestServer(zone: [Self.name(failing): "SERVFAIL", Self.name(truncating): "TRUNCATE"])
+        let server = try await PythonTestServer(dnsZone: [Self.name(failing): "SERVFAIL", Self.name(truncating): "TRUNCATE"])
         let resolver = try Self.resolver(server)
         await #expect(throws: DiscoveryError(.dnsServerFailure, "")) { try await resolver.lookup(failing) }
         await #expect(throws: DiscoveryError(.dnsTruncated, "")) { try await resolver.lookup(truncating) }
@@ -98,7 +98,7 @@ import Testing
         let peers = (0..<5).map { _ in SecretKey.generate().id52 }
         var zone: [String: Any] = [:]
         for (i, peer) in peers.enumerated() { zone[Self.name(peer)] = [[30 + i, "addr=127.0.0.1:\(i + 1)"]] }
-        let server = try await DNSTestServer(zone: zone)
+        let server = try await PythonTestServer(dnsZone: zone)
         let resolver = try Self.resolver(server, capacity: 2)
         for peer in peers { _ = try await resolver.lookup(peer) }
         #expect(await resolver.cachedCount == 2)
@@ -106,7 +106,7 @@ import Testing
 
     @Test func concurrentLookupsOfOnePeer_sendOneQuery() async throws {
         let (a, b) = (SecretKey.generate().id52, SecretKey.generate().id52)
-        let server = try await DNSTestServer(zone: [Self.name(a): [[30, "addr=127.0.0.1:1"]], Self.name(b): [[30, "addr=127.0.0.1:2"]]])
+        let server = try await PythonTestServer(dnsZone: [Self.name(a): [[30, "addr=127.0.0.1:1"]], Self.name(b): [[30, "addr=127.0.0.1:2"]]])
         var queries = server.lines.makeAsyncIterator()
         let resolver = try Self.resolver(server)
         try await withThrowingTaskGroup(of: Void.self) { group in

@@ -11,7 +11,7 @@ import Testing
 struct DiscoveryResolverTests {
     static let origin = "dns.test.invalid"
 
-    static func dns(_ server: DNSTestServer) throws -> DNSAddressResolver {
+    static func dns(_ server: PythonTestServer) throws -> DNSAddressResolver {
         let configuration = DNSDiscoveryConfiguration(origin: origin, nameServers: [try SocketAddress(ipAddress: "127.0.0.1", port: server.port)])
         return DNSAddressResolver(try IrohDNSResolver(configuration: configuration))
     }
@@ -22,7 +22,7 @@ struct DiscoveryResolverTests {
         let peer = try await TestPeer()
         defer { Task { await peer.stop() } }
         let port = try #require(peer.endpoint.localAddress.port)
-        let server = try await DNSTestServer(zone: [Self.name(peer.key.id52): [[30, "relay=http://127.0.0.1:9/"], [30, "addr=127.0.0.1:\(port)"]]])
+        let server = try await PythonTestServer(dnsZone: [Self.name(peer.key.id52): [[30, "relay=http://127.0.0.1:9/"], [30, "addr=127.0.0.1:\(port)"]]])
         let pool = try await makePool(resolver: ChainedResolver([AddressBook(), try Self.dns(server)]))
         defer { Task { await pool.shutdown() } }
         #expect(try await echoRoundTrip(pool, PeerAddress(peer.key.id52), "found by DNS") == "found by DNS")
@@ -30,7 +30,7 @@ struct DiscoveryResolverTests {
 
     @Test func chain_asksTheAddressBookFirst_andDNSOnlyWhenItHasNothing() async throws {
         let (booked, other) = (SecretKey.generate().id52, SecretKey.generate().id52)
-        let server = try await DNSTestServer(zone: [Self.name(booked): [[30, "addr=127.0.0.1:2"]], Self.name(other): [[30, "addr=127.0.0.1:3"]]])
+        let server = try await PythonTestServer(dnsZone: [Self.name(booked): [[30, "addr=127.0.0.1:2"]], Self.name(other): [[30, "addr=127.0.0.1:3"]]])
         var queries = server.lines.makeAsyncIterator()
         let book = AddressBook([booked: [try SocketAddress(ipAddress: "127.0.0.1", port: 1)]])
         let chain = ChainedResolver([book, try Self.dns(server)])
@@ -42,7 +42,7 @@ struct DiscoveryResolverTests {
 
     @Test func peerWithOnlyARelay_failsWithNoAddress_namingWhatDNSSaid() async throws {
         let (relayOnly, unknown) = (SecretKey.generate().id52, SecretKey.generate().id52)
-        let server = try await DNSTestServer(zone: [Self.name(relayOnly): [[30, "relay=https://relay.test.invalid/"]]])
+        let server = try await PythonTestServer(dnsZone: [Self.name(relayOnly): [[30, "relay=https://relay.test.invalid/"]]])
         let pool = try await makePool(resolver: ChainedResolver([AddressBook(), try Self.dns(server)]))
         defer { Task { await pool.shutdown() } }
 
@@ -58,7 +58,7 @@ struct DiscoveryResolverTests {
 
     @Test func malformedRecord_failsWithDiscoveryFailed() async throws {
         let peer = SecretKey.generate().id52
-        let server = try await DNSTestServer(zone: [Self.name(peer): [[30, "addr=nonsense"]]])
+        let server = try await PythonTestServer(dnsZone: [Self.name(peer): [[30, "addr=nonsense"]]])
         let error = await #expect(throws: PoolError.self) { _ = try await ChainedResolver([try Self.dns(server)]).addresses(of: peer) }
         #expect(error?.code == .discoveryFailed)
         #expect(error?.message.contains("bad_iroh_record") == true, "\(String(describing: error))")

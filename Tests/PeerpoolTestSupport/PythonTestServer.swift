@@ -1,11 +1,12 @@
 import Foundation
 import Synchronization
 
-/// `Interop/dns_server.py`: a dnslib DNS server on 127.0.0.1, a random UDP port, answering from
-/// a fixed zone and reporting each query it receives as a line ("QUERY <name>"), so a test can
-/// tell which lookups reached it. Stopped (stdin closed, then terminated) when released.
+/// A Python test server from `Tests/PeerpoolDiscoveryTests/Interop/` run with `.venv-test`'s
+/// interpreter: it prints "LISTENING <port>" and then one line per event (`dns_server.py`:
+/// "QUERY <name>"; `pkarr_relay.py`: "PUT <z32> ..."), so a test can tell what reached it.
+/// Stopped (stdin closed, then terminated) when released.
 /// `@unchecked`: the Process and Pipe are only touched in init and deinit.
-public final class DNSTestServer: @unchecked Sendable {
+public final class PythonTestServer: @unchecked Sendable {
     let process: Process
     let stdin: Pipe
     public let port: Int
@@ -13,13 +14,11 @@ public final class DNSTestServer: @unchecked Sendable {
     /// test waiting for a line that never comes fails instead of hanging.
     public let lines: AsyncStream<String>
 
-    /// zone: name → [(ttl, TXT value)], or "SERVFAIL" / "TRUNCATE".
-    public init(zone: [String: Any], deadline: Duration = .seconds(30)) async throws {
-        let script = PythonInterop.repositoryRoot.appendingPathComponent("Tests/PeerpoolDiscoveryTests/Interop/dns_server.py").path
-        let zoneJSON = String(decoding: try JSONSerialization.data(withJSONObject: zone), as: UTF8.self)
+    public init(script name: String, arguments: [String] = [], deadline: Duration = .seconds(30)) async throws {
+        let script = PythonInterop.repositoryRoot.appendingPathComponent("Tests/PeerpoolDiscoveryTests/Interop/\(name)").path
         let process = Process()
         process.executableURL = PythonInterop.interpreter
-        process.arguments = [script, zoneJSON]
+        process.arguments = [script] + arguments
         let output = Pipe(), stdin = Pipe()
         process.standardOutput = output
         process.standardInput = stdin
@@ -33,12 +32,19 @@ public final class DNSTestServer: @unchecked Sendable {
         var iterator = lines.makeAsyncIterator()
         guard let first = await iterator.next(), first.hasPrefix("LISTENING "), let port = Int(first.dropFirst(10)) else {
             process.terminate()
-            throw TestSupportError("dns_server.py did not report its port (is dnslib in .venv-test? run deploy/setup.sh --test)")
+            throw TestSupportError("\(name) did not report its port (are dnslib and cryptography in .venv-test? run deploy/setup.sh --test)")
         }
         self.process = process
         self.stdin = stdin
         self.port = port
         self.lines = lines
+    }
+
+    /// `dns_server.py` answering from `zone`: name → [[ttl, "TXT value"], ...], or "SERVFAIL"
+    /// or "TRUNCATE"; other names get NXDOMAIN.
+    public convenience init(dnsZone zone: [String: Any]) async throws {
+        let json = String(decoding: try JSONSerialization.data(withJSONObject: zone), as: UTF8.self)
+        try await self.init(script: "dns_server.py", arguments: [json])
     }
 
     deinit {
