@@ -91,7 +91,9 @@ import Testing
         let resolver = try IrohDNSResolver(configuration: configuration)
         let started = ContinuousClock.now
         await #expect(throws: DiscoveryError(.dnsTimeout, "")) { try await resolver.lookup(SecretKey.generate().id52) }
-        #expect(ContinuousClock.now - started < .seconds(5))
+        // Bounded by the 200 ms timeout, not the suite's one-minute limit; generous because a
+        // loaded 2-core machine running every suite in parallel was seen taking 9 s.
+        #expect(ContinuousClock.now - started < .seconds(20))
     }
 
     @Test func cache_isBounded() async throws {
