@@ -125,6 +125,7 @@ let package = Package(
             name: "peerpool",
             dependencies: [
                 "PeerpoolIdentity",
+                "PeerpoolDiscovery",
                 "PeerpoolQUIC",
                 "PeerpoolPool",
                 "PeerpoolWire",

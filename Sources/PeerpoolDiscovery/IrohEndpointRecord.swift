@@ -89,7 +89,8 @@ public struct IrohEndpointRecord: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    static func socketAddress(_ text: Substring) -> SocketAddress? {
+    /// `ip:port` or `[ipv6]:port` (no names, port 1-65535); `nil` otherwise.
+    public static func socketAddress(_ text: Substring) -> SocketAddress? {
         let host: Substring, portText: Substring
         if text.hasPrefix("[") {
             guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else { return nil }
