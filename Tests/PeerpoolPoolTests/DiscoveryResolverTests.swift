@@ -12,7 +12,8 @@ struct DiscoveryResolverTests {
     static let origin = "dns.test.invalid"
 
     static func dns(_ server: PythonTestServer) throws -> DNSAddressResolver {
-        let configuration = DNSDiscoveryConfiguration(origin: origin, nameServers: [try SocketAddress(ipAddress: "127.0.0.1", port: server.port)])
+        var configuration = DNSDiscoveryConfiguration(origin: origin, nameServers: [try SocketAddress(ipAddress: "127.0.0.1", port: server.port)])
+        configuration.queryTimeout = .seconds(20)   // a Python server on a loaded machine can be slow
         return DNSAddressResolver(try IrohDNSResolver(configuration: configuration))
     }
 
