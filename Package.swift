@@ -5,9 +5,10 @@
 //   CNGTCP2, CZMQ          C system libraries (Debian: libngtcp2-crypto-gnutls-dev, libzmq3-dev)
 //   CLinuxProcess          the Linux process calls Swift cannot import (pidfd_open, prctl, pipe2)
 //   PeerpoolIdentity       ID52 names, ed25519 secret keys, self-signed certificates
+//   PeerpoolDiscovery      (Identity) iroh's discovery: z-base-32, BLAKE3, pkarr packets, DNS TXT lookups, relay frames
 //   PeerpoolWire           (CZMQ) the versioned ZeroMQ wire protocol: frames, codes, sockets on their own thread
 //   PeerpoolQUIC           (CNGTCP2, Identity) authenticated QUIC endpoint, connections and streams
-//   PeerpoolPool           (QUIC) fastn's stream protocol, getStream over pooled connections, the accepting side
+//   PeerpoolPool           (QUIC, Discovery) fastn's stream protocol, getStream over pooled connections, the accepting side
 //   PeerpoolSupervisor     (Pool, Wire, CLinuxProcess) worker processes, sharding, crash isolation, the client
 //   PeerpoolCommandSupport (QUIC) what the command and the benchmarks share: child processes, stop requests
 //   peerpool               the command-line tool
@@ -20,6 +21,7 @@ let package = Package(
         .executable(name: "peerpool", targets: ["peerpool"]),
         .executable(name: "peerpool-bench", targets: ["PeerpoolBenchmarks"]),
         .library(name: "PeerpoolIdentity", targets: ["PeerpoolIdentity"]),
+        .library(name: "PeerpoolDiscovery", targets: ["PeerpoolDiscovery"]),
         .library(name: "PeerpoolQUIC", targets: ["PeerpoolQUIC"]),
         .library(name: "PeerpoolPool", targets: ["PeerpoolPool"]),
         .library(name: "PeerpoolWire", targets: ["PeerpoolWire"]),
@@ -36,6 +38,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         // ngtcp2 0.12 + its GnuTLS crypto helper + GnuTLS. The shim holds only what Swift cannot
@@ -65,6 +68,21 @@ let package = Package(
                 .product(name: "BigInt", package: "BigInt"),
             ]
         ),
+        // Finding a peer by its key alone, as iroh does: DNS TXT records under `_iroh.<z32>`, signed
+        // pkarr packets, and the relay protocol's values. Knows nothing of QUIC or the pool.
+        .target(
+            name: "PeerpoolDiscovery",
+            dependencies: [
+                "PeerpoolIdentity",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .target(
             name: "PeerpoolQUIC",
             dependencies: [
@@ -80,6 +98,7 @@ let package = Package(
             name: "PeerpoolPool",
             dependencies: [
                 "PeerpoolQUIC",
+                "PeerpoolDiscovery",
                 "PeerpoolIdentity",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -117,6 +136,7 @@ let package = Package(
             name: "peerpool",
             dependencies: [
                 "PeerpoolIdentity",
+                "PeerpoolDiscovery",
                 "PeerpoolQUIC",
                 "PeerpoolPool",
                 "PeerpoolWire",
@@ -154,6 +174,16 @@ let package = Package(
         // executable, the Python interop peers), line reading, PEM files, bounded waits.
         .target(name: "PeerpoolTestSupport", dependencies: ["PeerpoolIdentity"], path: "Tests/PeerpoolTestSupport"),
         .testTarget(name: "PeerpoolIdentityTests", dependencies: ["PeerpoolIdentity"]),
+        .testTarget(
+            name: "PeerpoolDiscoveryTests",
+            dependencies: [
+                "PeerpoolDiscovery", "PeerpoolIdentity", "PeerpoolTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            exclude: ["Interop"]
+        ),
         .testTarget(name: "PeerpoolWireTests", dependencies: ["PeerpoolWire", "PeerpoolIdentity", "CZMQ"]),
         .testTarget(
             name: "PeerpoolSupervisorTests",
@@ -170,7 +200,7 @@ let package = Package(
         .testTarget(
             name: "PeerpoolPoolTests",
             dependencies: [
-                "PeerpoolPool", "PeerpoolQUIC", "PeerpoolIdentity", "PeerpoolTestSupport",
+                "PeerpoolPool", "PeerpoolQUIC", "PeerpoolIdentity", "PeerpoolTestSupport", "PeerpoolDiscovery",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -5,7 +5,9 @@
 #   deploy/setup.sh --test   also what the tests use: the anchor (Debian's ngtcp2 example
 #                            client and server), pyzmq for the example Python client
 #                            (examples/python), iproute2 (the iroh tests' network
-#                            namespaces) and a Python venv with aioquic and iroh in .venv-test/
+#                            namespaces), b3sum (BLAKE3 test vectors) and a Python venv in
+#                            .venv-test/ with aioquic, iroh, dnslib and cryptography (test peers
+#                            and independently built DNS/pkarr vectors)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,7 +15,7 @@ packages=(libngtcp2-dev libngtcp2-crypto-gnutls-dev libgnutls28-dev libzmq3-dev 
 want_test=0
 if [[ "${1:-}" == "--test" ]]; then
     want_test=1
-    packages+=(ngtcp2-server ngtcp2-client python3-venv python3-pip python3-zmq iproute2)
+    packages+=(ngtcp2-server ngtcp2-client python3-venv python3-pip python3-zmq iproute2 b3sum)
 fi
 
 missing=()
@@ -42,5 +44,11 @@ if ((want_test)); then
     if ! .venv-test/bin/python -c 'import iroh' 2>/dev/null; then
         echo "setup: installing iroh into .venv-test" >&2
         .venv-test/bin/pip install -q --disable-pip-version-check 'iroh==1.2.0' </dev/null
+    fi
+    # dnslib and cryptography: a local DNS server and pkarr packets built independently of the
+    # Swift code, used only by PeerpoolDiscoveryTests.
+    if ! .venv-test/bin/python -c 'import dnslib, cryptography' 2>/dev/null; then
+        echo "setup: adding dnslib and cryptography to .venv-test" >&2
+        .venv-test/bin/pip install -q --disable-pip-version-check 'dnslib>=0.9,<1' 'cryptography>=41' </dev/null
     fi
 fi

@@ -27,6 +27,9 @@ public struct PoolError: Error, CustomStringConvertible, Equatable, Sendable {
         /// broadcast, multicast, no route). Only this request fails; the message names the
         /// address and the kernel's answer.
         public static let addressUnreachable = Code("address_unreachable")
+        /// Looking the peer up (DNS discovery) failed: no answer, a server error, a malformed
+        /// record. The message names the name asked for and the cause.
+        public static let discoveryFailed = Code("discovery_failed")
         /// The local identity asked for is not on the endpoint.
         public static let noIdentity = Code("no_identity")
     }

@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import NIOCore
+import PeerpoolDiscovery
 import PeerpoolIdentity
 import PeerpoolPool
 import PeerpoolQUIC
@@ -18,7 +20,9 @@ struct PingCommand: AsyncParsableCommand {
             """
     )
 
-    @Argument(help: ArgumentHelp("The peer: its ID52 and where it listens (IPv6 as id52@[::1]:port).", valueName: "id52@host:port"))
+    @Argument(help: ArgumentHelp(
+        "The peer: its ID52 and where it listens (IPv6 as id52@[::1]:port), or its ID52 alone with --dns-origin.",
+        valueName: "id52@host:port"))
     var peer: String
 
     @Option(help: ArgumentHelp("Pings to send.", valueName: "n"))
@@ -66,8 +70,32 @@ struct DialOptions: ParsableArguments {
         valueName: "seconds"))
     var timeout = 10.0
 
+    @Option(help: ArgumentHelp(
+        "Find a peer given by ID52 alone as iroh does: DNS TXT _iroh.<z-base-32 key>.<origin> (iroh's is dns.iroh.link). Default: off.",
+        valueName: "origin"))
+    var dnsOrigin: String?
+
+    @Option(help: ArgumentHelp("Name server for --dns-origin (default: those of /etc/resolv.conf).", valueName: "ip:port"))
+    var dnsServer: String?
+
     func validate() throws {
         guard timeout > 0, timeout.isFinite else { throw ValidationError("--timeout must be a positive number of seconds") }
+        if dnsServer != nil, dnsOrigin == nil { throw ValidationError("--dns-server needs --dns-origin") }
+    }
+
+    /// DNS discovery when `--dns-origin` is given, else no resolver (the address must come with the peer).
+    func resolver() throws -> any AddressResolver {
+        guard let dnsOrigin else { return AddressBook() }
+        var nameServers: [SocketAddress]?
+        if let dnsServer {
+            guard let server = IrohEndpointRecord.socketAddress(Substring(dnsServer)) else {
+                throw ValidationError("--dns-server \(dnsServer) is not ip:port (IPv6 as [ip]:port)")
+            }
+            nameServers = [server]
+        }
+        var configuration = DNSDiscoveryConfiguration(origin: dnsOrigin, nameServers: nameServers)
+        configuration.queryTimeout = .seconds(min(timeout, 5))
+        return ChainedResolver([DNSAddressResolver(try IrohDNSResolver(configuration: configuration))])
     }
 
     /// Runs `body` with a pool on a fresh dial-only endpoint and the parsed `target`; closes both
@@ -78,14 +106,15 @@ struct DialOptions: ParsableArguments {
         let limit = Duration.seconds(timeout)
         var quic = QUICConfiguration()
         quic.handshakeTimeout = limit
-        // A wildcard socket of the peer's family: the kernel picks the source address.
-        let host = address.socketAddress?.protocol == .inet6 ? "::" : "0.0.0.0"
+        // A wildcard socket of the peer's family: the kernel picks the source address. A peer
+        // found through DNS may have either family: a dual-stack socket.
+        let host = address.socketAddress == nil && dnsOrigin != nil || address.socketAddress?.protocol == .inet6 ? "::" : "0.0.0.0"
         let endpoint = try await QUICEndpoint.bind(
             host: host, port: 0, identities: [key], acceptIncoming: false, configuration: quic)
         var configuration = PoolConfiguration()
         configuration.connectTimeout = limit
         configuration.ackTimeout = limit
-        let pool = PeerPool(endpoint: endpoint, configuration: configuration)
+        let pool = PeerPool(endpoint: endpoint, resolver: try resolver(), configuration: configuration)
         let result: Result<T, any Error>
         do {
             result = .success(try await body(pool, address))
