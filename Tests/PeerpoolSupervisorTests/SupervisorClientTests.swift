@@ -31,7 +31,9 @@ struct SupervisorClientTests {
         #expect(error?.code == .supervisorLost)
         #expect(error?.message.contains(endpoint) == true)
         #expect(error?.message.contains("within 0.3 s; is `peerpool serve` running?") == true)
-        #expect(elapsed >= .milliseconds(300) && elapsed < .seconds(3))
+        // Never before the connect timeout; the upper bound only says it does not hang (a full
+        // parallel suite on 2 cores has delayed this answer by 14 s: timing goals are benchmarks').
+        #expect(elapsed >= .milliseconds(300) && elapsed < .seconds(45))
     }
 
     @Test func getStream_sendsOpenBody_andThrowsTheSupervisorsError() async throws {
@@ -251,7 +253,9 @@ struct SupervisorClientTests {
             let error = await #expect(throws: WireError.self) { _ = try await opening.value }
             let elapsed = ContinuousClock.now - start
             #expect(error?.code == .timeout)
-            #expect(elapsed >= .milliseconds(300) && elapsed < .seconds(3))
+            // Never before the connect timeout; the upper bound only says it does not hang (a full
+        // parallel suite on 2 cores has delayed this answer by 14 s: timing goals are benchmarks').
+        #expect(elapsed >= .milliseconds(300) && elapsed < .seconds(45))
             // The client withdraws the request, so a supervisor that wakes up forgets it.
             #expect(try await supervisor.expect(.cancel).header.id == open.header.id)
         }
