@@ -200,7 +200,9 @@ let package = Package(
         .testTarget(
             name: "PeerpoolPoolTests",
             dependencies: [
-                "PeerpoolPool", "PeerpoolQUIC", "PeerpoolIdentity", "PeerpoolTestSupport", "PeerpoolDiscovery",
+                "PeerpoolPool", "PeerpoolQUIC", "PeerpoolIdentity", "PeerpoolTestSupport",
+                // The iroh tests also run the supervisor's workers against iroh peers.
+                "PeerpoolSupervisor", "PeerpoolDiscovery",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
