@@ -19,7 +19,10 @@ public actor PeerPool: Service {
         let remote: ID52
     }
 
+    /// The first (often only) socket; its loop runs requests that name no identity.
     public nonisolated let endpoint: QUICEndpoint
+    /// Every socket the pool dials from; a pair's local identity picks the one holding it.
+    public nonisolated let endpoints: [QUICEndpoint]
     private let resolver: any AddressResolver
     private let configuration: PoolConfiguration
     private let logger: Logger
@@ -37,8 +40,23 @@ public actor PeerPool: Service {
         logger: Logger = Logger(label: "peerpool.pool", factory: { _ in SwiftLogNoOpLogHandler() }),
         metricsFactory: any MetricsFactory = MetricsSystem.factory
     ) {
+        self.init(endpoints: [endpoint], resolver: resolver, configuration: configuration, logger: logger, metricsFactory: metricsFactory)
+    }
+
+    /// A pool over several sockets, such as one per identity (what serving iroh 1.x clients,
+    /// which send no SNI, as several identities takes): each pair dials from the socket that
+    /// holds its local identity, so a peer sees that identity at one address both ways.
+    /// `endpoints` must not be empty; an identity held by several uses the first.
+    public init(
+        endpoints: [QUICEndpoint], resolver: any AddressResolver = AddressBook(),
+        configuration: PoolConfiguration = PoolConfiguration(),
+        logger: Logger = Logger(label: "peerpool.pool", factory: { _ in SwiftLogNoOpLogHandler() }),
+        metricsFactory: any MetricsFactory = MetricsSystem.factory
+    ) {
+        precondition(!endpoints.isEmpty, "PeerPool needs at least one endpoint")
         self.metrics = PoolMetrics(factory: metricsFactory)
-        self.endpoint = endpoint
+        self.endpoint = endpoints[0]
+        self.endpoints = endpoints
         self.resolver = resolver
         self.configuration = configuration
         self.logger = logger
@@ -54,7 +72,7 @@ public actor PeerPool: Service {
     public nonisolated func getStream(_ header: ProtocolHeader, to peer: PeerAddress, from local: ID52? = nil) async throws -> PeerStream {
         // The request path talks only to the endpoint's connections and our own actors: running
         // it on the endpoint's loop saves a thread switch per step (measured: ~2x opens/s).
-        try await withTaskExecutorPreference(endpoint.taskExecutor) {
+        try await withTaskExecutorPreference(socket(for: local).taskExecutor) {
             try await self.stream(header, to: peer, from: local)
         }
     }
@@ -71,10 +89,20 @@ public actor PeerPool: Service {
 
     /// Pings `peer` (fastn's `Ping` stream) and returns the round trip.
     public nonisolated func ping(_ peer: PeerAddress, from local: ID52? = nil) async throws -> Duration {
-        try await withTaskExecutorPreference(endpoint.taskExecutor) {
+        try await withTaskExecutorPreference(socket(for: local).taskExecutor) {
             try await self.pingOnPool(peer, from: local)
         }
     }
+
+    /// The socket holding `local` (the first socket when none is named or none holds it: the
+    /// request then fails with `no_identity` as usual).
+    private nonisolated func socket(for local: ID52?) -> QUICEndpoint {
+        guard let local, endpoints.count > 1 else { return endpoint }
+        return endpoints.first { $0.identities.contains(local) } ?? endpoint
+    }
+
+    /// Every identity the pool can connect as, in socket order.
+    private nonisolated var identities: [ID52] { endpoints.flatMap(\.identities) }
 
     private func pingOnPool(_ peer: PeerAddress, from local: ID52?) async throws -> Duration {
         let (key, manager) = try await manager(for: peer.id52, local: local)
@@ -104,16 +132,17 @@ public actor PeerPool: Service {
     private func manager(for remote: ID52, local: ID52?) async throws -> (Key, ConnectionManager) {
         guard !shuttingDown else { throw PoolError(.shutDown, peer: remote, "the pool is shutting down") }
         let identity: ID52
+        let all = identities
         if let local {
-            guard endpoint.identities.contains(local) else {
-                throw PoolError(.noIdentity, peer: remote, "the endpoint holds no secret key for \(local)")
+            guard all.contains(local) else {
+                throw PoolError(.noIdentity, peer: remote, "the pool's endpoints hold no secret key for \(local)")
             }
             identity = local
         } else {
-            guard endpoint.identities.count == 1 else {
-                throw PoolError(.noIdentity, peer: remote, "the endpoint holds \(endpoint.identities.count) identities: say which one connects")
+            guard all.count == 1 else {
+                throw PoolError(.noIdentity, peer: remote, "the pool's endpoints hold \(all.count) identities: say which one connects")
             }
-            identity = endpoint.identities[0]
+            identity = all[0]
         }
         let key = Key(local: identity, remote: remote)
         if managers[key] == nil, managers.count >= configuration.maxConnections {
@@ -127,7 +156,7 @@ public actor PeerPool: Service {
                 throw PoolError(.tooManyConnections, peer: remote, "the pool holds \(managers.count) connections (limit \(configuration.maxConnections)) and none is idle")
             }
             manager = ConnectionManager(
-                local: identity, remote: remote, endpoint: endpoint, resolver: resolver,
+                local: identity, remote: remote, endpoint: socket(for: identity), resolver: resolver,
                 configuration: configuration, metrics: metrics, logger: logger)
             managers[key] = manager
         }
