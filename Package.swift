@@ -5,9 +5,12 @@
 //   CNGTCP2, CZMQ          C system libraries (Debian: libngtcp2-crypto-gnutls-dev, libzmq3-dev)
 //   CLinuxProcess          the Linux process calls Swift cannot import (pidfd_open, prctl, pipe2)
 //   PeerpoolIdentity       ID52 names, ed25519 secret keys, self-signed certificates
+//   PeerpoolProtocol       (Identity, NIOCore) fastn's value types: stream protocols and headers, JSON, peer
+//                          addresses, the StreamProvider/PeerByteStream protocols; no QUIC
 //   PeerpoolWire           (CZMQ) the versioned ZeroMQ wire protocol: frames, codes, sockets on their own thread
 //   PeerpoolQUIC           (CNGTCP2, Identity) authenticated QUIC endpoint, connections and streams
-//   PeerpoolPool           (QUIC) fastn's stream protocol, getStream over pooled connections, the accepting side
+//   PeerpoolPool           (QUIC, Protocol) fastn's stream protocol on QUIC streams, getStream over pooled
+//                          connections, the accepting side; re-exports PeerpoolProtocol
 //   PeerpoolSupervisor     (Pool, Wire, CLinuxProcess) worker processes, sharding, crash isolation, the client
 //   PeerpoolCommandSupport (QUIC) what the command and the benchmarks share: child processes, stop requests
 //   peerpool               the command-line tool
@@ -20,6 +23,7 @@ let package = Package(
         .executable(name: "peerpool", targets: ["peerpool"]),
         .executable(name: "peerpool-bench", targets: ["PeerpoolBenchmarks"]),
         .library(name: "PeerpoolIdentity", targets: ["PeerpoolIdentity"]),
+        .library(name: "PeerpoolProtocol", targets: ["PeerpoolProtocol"]),
         .library(name: "PeerpoolQUIC", targets: ["PeerpoolQUIC"]),
         .library(name: "PeerpoolPool", targets: ["PeerpoolPool"]),
         .library(name: "PeerpoolWire", targets: ["PeerpoolWire"]),
@@ -65,6 +69,14 @@ let package = Package(
                 .product(name: "BigInt", package: "BigInt"),
             ]
         ),
+        // fastn's value types, without QUIC: what a client of a supervisor shares with the pool.
+        .target(
+            name: "PeerpoolProtocol",
+            dependencies: [
+                "PeerpoolIdentity",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
         .target(
             name: "PeerpoolQUIC",
             dependencies: [
@@ -79,6 +91,7 @@ let package = Package(
         .target(
             name: "PeerpoolPool",
             dependencies: [
+                "PeerpoolProtocol",
                 "PeerpoolQUIC",
                 "PeerpoolIdentity",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -154,6 +167,7 @@ let package = Package(
         // executable, the Python interop peers), line reading, PEM files, bounded waits.
         .target(name: "PeerpoolTestSupport", dependencies: ["PeerpoolIdentity"], path: "Tests/PeerpoolTestSupport"),
         .testTarget(name: "PeerpoolIdentityTests", dependencies: ["PeerpoolIdentity"]),
+        .testTarget(name: "PeerpoolProtocolTests", dependencies: ["PeerpoolProtocol", "PeerpoolIdentity"]),
         .testTarget(name: "PeerpoolWireTests", dependencies: ["PeerpoolWire", "PeerpoolIdentity", "CZMQ"]),
         .testTarget(
             name: "PeerpoolSupervisorTests",
