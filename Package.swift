@@ -7,7 +7,8 @@
 //   PeerpoolIdentity       ID52 names, ed25519 secret keys, self-signed certificates
 //   PeerpoolProtocol       (Identity, NIOCore) fastn's value types: stream protocols and headers, JSON, peer
 //                          addresses, the StreamProvider/PeerByteStream protocols; no QUIC
-//   PeerpoolWire           (CZMQ) the versioned ZeroMQ wire protocol: frames, codes, sockets on their own thread
+//   PeerpoolWire           (CZMQ, Protocol) the versioned ZeroMQ wire protocol: frames, codes, every message
+//                          body as a typed value with one encoder and one decoder, sockets on their own thread
 //   PeerpoolQUIC           (CNGTCP2, Identity) authenticated QUIC endpoint, connections and streams
 //   PeerpoolPool           (QUIC, Protocol) fastn's stream protocol on QUIC streams, getStream over pooled
 //                          connections, the accepting side; re-exports PeerpoolProtocol
@@ -57,6 +58,8 @@ let package = Package(
             name: "PeerpoolWire",
             dependencies: [
                 "CZMQ",
+                "PeerpoolProtocol",
+                "PeerpoolIdentity",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -168,7 +171,7 @@ let package = Package(
         .target(name: "PeerpoolTestSupport", dependencies: ["PeerpoolIdentity"], path: "Tests/PeerpoolTestSupport"),
         .testTarget(name: "PeerpoolIdentityTests", dependencies: ["PeerpoolIdentity"]),
         .testTarget(name: "PeerpoolProtocolTests", dependencies: ["PeerpoolProtocol", "PeerpoolIdentity"]),
-        .testTarget(name: "PeerpoolWireTests", dependencies: ["PeerpoolWire", "PeerpoolIdentity", "CZMQ"]),
+        .testTarget(name: "PeerpoolWireTests", dependencies: ["PeerpoolWire", "PeerpoolProtocol", "PeerpoolIdentity", "CZMQ"]),
         .testTarget(
             name: "PeerpoolSupervisorTests",
             dependencies: [

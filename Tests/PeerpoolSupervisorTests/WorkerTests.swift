@@ -346,7 +346,7 @@ private struct WorkerHarness {
         let request = OpenRequest(
             remote: remote, address: "\(address.ipAddress!):\(address.port!)", header: ProtocolHeader(`protocol`),
             timeout: .milliseconds(timeoutMilliseconds), window: window)
-        return request.jsonBody
+        return request.encoded()
     }
 
     func echoOpenBody(window: Int? = nil) -> [UInt8] {
