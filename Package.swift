@@ -12,7 +12,10 @@
 //   PeerpoolQUIC           (CNGTCP2, Identity) authenticated QUIC endpoint, connections and streams
 //   PeerpoolPool           (QUIC, Protocol) fastn's stream protocol on QUIC streams, getStream over pooled
 //                          connections, the accepting side; re-exports PeerpoolProtocol
-//   PeerpoolSupervisor     (Pool, Wire, CLinuxProcess) worker processes, sharding, crash isolation, the client
+//   PeerpoolClient         (Wire, Protocol) SupervisorClient and SupervisedStream: an application's side of a
+//                          running supervisor, without QUIC, ngtcp2 or GnuTLS
+//   PeerpoolSupervisor     (Pool, Wire, Client, CLinuxProcess) worker processes, sharding, crash isolation;
+//                          re-exports PeerpoolClient
 //   PeerpoolCommandSupport (QUIC) what the command and the benchmarks share: child processes, stop requests
 //   peerpool               the command-line tool
 //   PeerpoolBenchmarks     `peerpool-bench`: benchmarks beside their anchors, not shipped in the command
@@ -28,6 +31,7 @@ let package = Package(
         .library(name: "PeerpoolQUIC", targets: ["PeerpoolQUIC"]),
         .library(name: "PeerpoolPool", targets: ["PeerpoolPool"]),
         .library(name: "PeerpoolWire", targets: ["PeerpoolWire"]),
+        .library(name: "PeerpoolClient", targets: ["PeerpoolClient"]),
         .library(name: "PeerpoolSupervisor", targets: ["PeerpoolSupervisor"]),
     ],
     dependencies: [
@@ -104,9 +108,22 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // A supervisor's client: no QUIC in its closure (ClientDependencyTests checks it).
+        .target(
+            name: "PeerpoolClient",
+            dependencies: [
+                "CZMQ",
+                "PeerpoolWire",
+                "PeerpoolProtocol",
+                "PeerpoolIdentity",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
         .target(
             name: "PeerpoolSupervisor",
             dependencies: [
+                "PeerpoolClient",
                 "PeerpoolWire",
                 "PeerpoolPool",
                 "PeerpoolQUIC",
@@ -172,6 +189,13 @@ let package = Package(
         .testTarget(name: "PeerpoolIdentityTests", dependencies: ["PeerpoolIdentity"]),
         .testTarget(name: "PeerpoolProtocolTests", dependencies: ["PeerpoolProtocol", "PeerpoolIdentity"]),
         .testTarget(name: "PeerpoolWireTests", dependencies: ["PeerpoolWire", "PeerpoolProtocol", "PeerpoolIdentity", "CZMQ"]),
+        .testTarget(
+            name: "PeerpoolClientTests",
+            dependencies: [
+                "PeerpoolClient", "PeerpoolWire", "PeerpoolProtocol", "PeerpoolIdentity", "PeerpoolTestSupport", "CZMQ",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
         .testTarget(
             name: "PeerpoolSupervisorTests",
             dependencies: [

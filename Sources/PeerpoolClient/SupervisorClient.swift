@@ -1,7 +1,7 @@
 import CZMQ
 import Logging
 import PeerpoolIdentity
-import PeerpoolPool
+import PeerpoolProtocol
 import PeerpoolWire
 import Synchronization
 
