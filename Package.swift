@@ -14,8 +14,9 @@
 //                          connections, the accepting side; re-exports PeerpoolProtocol
 //   PeerpoolClient         (Wire, Protocol) SupervisorClient and SupervisedStream: an application's side of a
 //                          running supervisor, without QUIC, ngtcp2 or GnuTLS
-//   PeerpoolSupervisor     (Pool, Wire, Client, CLinuxProcess) worker processes, sharding, crash isolation;
-//                          re-exports PeerpoolClient
+//   PeerpoolProcess        (CLinuxProcess) child processes with pidfds and process groups, parent death, exit status
+//   PeerpoolSupervisor     (Pool, Wire, Client, Process) worker processes, sharding, crash isolation;
+//                          re-exports PeerpoolClient and PeerpoolProcess
 //   PeerpoolCommandSupport (QUIC) what the command and the benchmarks share: child processes, stop requests
 //   peerpool               the command-line tool
 //   PeerpoolBenchmarks     `peerpool-bench`: benchmarks beside their anchors, not shipped in the command
@@ -120,10 +121,13 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
+        // Spawning and watching child processes, and a child's side of its parent's death.
+        .target(name: "PeerpoolProcess", dependencies: ["CLinuxProcess"]),
         .target(
             name: "PeerpoolSupervisor",
             dependencies: [
                 "PeerpoolClient",
+                "PeerpoolProcess",
                 "PeerpoolWire",
                 "PeerpoolPool",
                 "PeerpoolQUIC",
@@ -196,6 +200,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
+        .testTarget(name: "PeerpoolProcessTests", dependencies: ["PeerpoolProcess"]),
         .testTarget(
             name: "PeerpoolSupervisorTests",
             dependencies: [
