@@ -15,7 +15,8 @@
 //   PeerpoolClient         (Wire, Protocol) SupervisorClient and SupervisedStream: an application's side of a
 //                          running supervisor, without QUIC, ngtcp2 or GnuTLS
 //   PeerpoolProcess        (CLinuxProcess) child processes with pidfds and process groups, parent death, exit status
-//   PeerpoolSupervisor     (Pool, Wire, Client, Process) worker processes, sharding, crash isolation;
+//   PeerpoolWorker         (Pool, Wire) `peerpool worker`: one shard's pool serving the supervisor's requests
+//   PeerpoolSupervisor     (Worker, Client, Process) worker processes, sharding, crash isolation;
 //                          re-exports PeerpoolClient and PeerpoolProcess
 //   PeerpoolCommandSupport (QUIC) what the command and the benchmarks share: child processes, stop requests
 //   peerpool               the command-line tool
@@ -123,9 +124,26 @@ let package = Package(
         ),
         // Spawning and watching child processes, and a child's side of its parent's death.
         .target(name: "PeerpoolProcess", dependencies: ["CLinuxProcess"]),
+        // One worker process: its pool, serving what the supervisor routes to its shard.
+        .target(
+            name: "PeerpoolWorker",
+            dependencies: [
+                "CZMQ",
+                "PeerpoolWire",
+                "PeerpoolPool",
+                "PeerpoolQUIC",
+                "PeerpoolIdentity",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .target(
             name: "PeerpoolSupervisor",
             dependencies: [
+                // WorkerSettings: what the supervisor writes to each worker's standard input.
+                "PeerpoolWorker",
                 "PeerpoolClient",
                 "PeerpoolProcess",
                 "PeerpoolWire",
@@ -158,6 +176,7 @@ let package = Package(
                 "PeerpoolPool",
                 "PeerpoolWire",
                 "PeerpoolSupervisor",
+                "PeerpoolWorker",
                 "PeerpoolCommandSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -201,6 +220,15 @@ let package = Package(
             ]
         ),
         .testTarget(name: "PeerpoolProcessTests", dependencies: ["PeerpoolProcess"]),
+        .testTarget(
+            name: "PeerpoolWorkerTests",
+            dependencies: [
+                "PeerpoolWorker", "PeerpoolWire", "PeerpoolPool", "PeerpoolQUIC", "PeerpoolIdentity", "PeerpoolTestSupport", "CZMQ",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         .testTarget(
             name: "PeerpoolSupervisorTests",
             dependencies: [

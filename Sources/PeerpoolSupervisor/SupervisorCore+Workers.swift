@@ -1,5 +1,6 @@
 import Foundation
 import PeerpoolWire
+import PeerpoolWorker
 
 #if canImport(Glibc)
 import Glibc

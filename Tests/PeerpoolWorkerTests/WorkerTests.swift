@@ -11,7 +11,7 @@ import PeerpoolWire
 import Synchronization
 import Testing
 
-@testable import PeerpoolSupervisor
+@testable import PeerpoolWorker
 
 /// A `Worker` run in this process against a ROUTER the test binds on an ipc:// path (real
 /// ZeroMQ) playing the supervisor, and a real QUIC peer in this process serving echo. Every wait
