@@ -6,10 +6,19 @@
 //   CLinuxProcess          the Linux process calls Swift cannot import (pidfd_open, prctl, pipe2)
 //   PeerpoolIdentity       ID52 names, ed25519 secret keys, self-signed certificates
 //   PeerpoolDiscovery      (Identity) iroh's discovery: z-base-32, BLAKE3, pkarr packets, DNS TXT lookups, relay frames
-//   PeerpoolWire           (CZMQ) the versioned ZeroMQ wire protocol: frames, codes, sockets on their own thread
+//   PeerpoolProtocol       (Identity, NIOCore) fastn's value types: stream protocols and headers, JSON, peer
+//                          addresses, the StreamProvider/PeerByteStream protocols; no QUIC
+//   PeerpoolWire           (CZMQ, Protocol) the versioned ZeroMQ wire protocol: frames, codes, every message
+//                          body as a typed value with one encoder and one decoder, sockets on their own thread
 //   PeerpoolQUIC           (CNGTCP2, Identity) authenticated QUIC endpoint, connections and streams
-//   PeerpoolPool           (QUIC, Discovery) fastn's stream protocol, getStream over pooled connections, the accepting side
-//   PeerpoolSupervisor     (Pool, Wire, CLinuxProcess) worker processes, sharding, crash isolation, the client
+//   PeerpoolPool           (QUIC, Protocol, Discovery) fastn's stream protocol on QUIC streams, getStream over pooled
+//                          connections, the accepting side; re-exports PeerpoolProtocol
+//   PeerpoolClient         (Wire, Protocol) SupervisorClient and SupervisedStream: an application's side of a
+//                          running supervisor, without QUIC, ngtcp2 or GnuTLS
+//   PeerpoolProcess        (CLinuxProcess) child processes with pidfds and process groups, parent death, exit status
+//   PeerpoolWorker         (Pool, Wire) `peerpool worker`: one shard's pool serving the supervisor's requests
+//   PeerpoolSupervisor     (Worker, Client, Process) worker processes, sharding, crash isolation;
+//                          re-exports PeerpoolClient and PeerpoolProcess
 //   PeerpoolCommandSupport (QUIC) what the command and the benchmarks share: child processes, stop requests
 //   peerpool               the command-line tool
 //   PeerpoolBenchmarks     `peerpool-bench`: benchmarks beside their anchors, not shipped in the command
@@ -22,9 +31,11 @@ let package = Package(
         .executable(name: "peerpool-bench", targets: ["PeerpoolBenchmarks"]),
         .library(name: "PeerpoolIdentity", targets: ["PeerpoolIdentity"]),
         .library(name: "PeerpoolDiscovery", targets: ["PeerpoolDiscovery"]),
+        .library(name: "PeerpoolProtocol", targets: ["PeerpoolProtocol"]),
         .library(name: "PeerpoolQUIC", targets: ["PeerpoolQUIC"]),
         .library(name: "PeerpoolPool", targets: ["PeerpoolPool"]),
         .library(name: "PeerpoolWire", targets: ["PeerpoolWire"]),
+        .library(name: "PeerpoolClient", targets: ["PeerpoolClient"]),
         .library(name: "PeerpoolSupervisor", targets: ["PeerpoolSupervisor"]),
     ],
     dependencies: [
@@ -56,6 +67,8 @@ let package = Package(
             name: "PeerpoolWire",
             dependencies: [
                 "CZMQ",
+                "PeerpoolProtocol",
+                "PeerpoolIdentity",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -83,6 +96,14 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // fastn's value types, without QUIC: what a client of a supervisor shares with the pool.
+        .target(
+            name: "PeerpoolProtocol",
+            dependencies: [
+                "PeerpoolIdentity",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
         .target(
             name: "PeerpoolQUIC",
             dependencies: [
@@ -97,6 +118,7 @@ let package = Package(
         .target(
             name: "PeerpoolPool",
             dependencies: [
+                "PeerpoolProtocol",
                 "PeerpoolQUIC",
                 "PeerpoolDiscovery",
                 "PeerpoolIdentity",
@@ -107,9 +129,42 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // A supervisor's client: no QUIC in its closure (ClientDependencyTests checks it).
+        .target(
+            name: "PeerpoolClient",
+            dependencies: [
+                "CZMQ",
+                "PeerpoolWire",
+                "PeerpoolProtocol",
+                "PeerpoolIdentity",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        // Spawning and watching child processes, and a child's side of its parent's death.
+        .target(name: "PeerpoolProcess", dependencies: ["CLinuxProcess"]),
+        // One worker process: its pool, serving what the supervisor routes to its shard.
+        .target(
+            name: "PeerpoolWorker",
+            dependencies: [
+                "CZMQ",
+                "PeerpoolWire",
+                "PeerpoolPool",
+                "PeerpoolQUIC",
+                "PeerpoolIdentity",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .target(
             name: "PeerpoolSupervisor",
             dependencies: [
+                // WorkerSettings: what the supervisor writes to each worker's standard input.
+                "PeerpoolWorker",
+                "PeerpoolClient",
+                "PeerpoolProcess",
                 "PeerpoolWire",
                 "PeerpoolPool",
                 "PeerpoolQUIC",
@@ -141,6 +196,7 @@ let package = Package(
                 "PeerpoolPool",
                 "PeerpoolWire",
                 "PeerpoolSupervisor",
+                "PeerpoolWorker",
                 "PeerpoolCommandSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -184,7 +240,25 @@ let package = Package(
             ],
             exclude: ["Interop"]
         ),
-        .testTarget(name: "PeerpoolWireTests", dependencies: ["PeerpoolWire", "PeerpoolIdentity", "CZMQ"]),
+        .testTarget(name: "PeerpoolProtocolTests", dependencies: ["PeerpoolProtocol", "PeerpoolIdentity"]),
+        .testTarget(name: "PeerpoolWireTests", dependencies: ["PeerpoolWire", "PeerpoolProtocol", "PeerpoolIdentity", "CZMQ"]),
+        .testTarget(
+            name: "PeerpoolClientTests",
+            dependencies: [
+                "PeerpoolClient", "PeerpoolWire", "PeerpoolProtocol", "PeerpoolIdentity", "PeerpoolTestSupport", "CZMQ",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(name: "PeerpoolProcessTests", dependencies: ["PeerpoolProcess"]),
+        .testTarget(
+            name: "PeerpoolWorkerTests",
+            dependencies: [
+                "PeerpoolWorker", "PeerpoolWire", "PeerpoolPool", "PeerpoolQUIC", "PeerpoolIdentity", "PeerpoolTestSupport", "CZMQ",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         .testTarget(
             name: "PeerpoolSupervisorTests",
             dependencies: [

@@ -1,4 +1,5 @@
 import Foundation
+import PeerpoolWire
 
 /// One shard's worker process and what is routed to it. Owned by `SupervisorCore`, on its
 /// reactor thread.
@@ -39,19 +40,13 @@ final class Shard {
     var recentRestarts: [ContinuousClock.Instant] = []
     var backoffLevel = 0
     var restarts = 0
-    var heartbeat = Heartbeat()
+    var heartbeat = HeartbeatBody()
 
     /// Internal ids of opens routed here (queued or sent).
     var opens: Set<UInt64> = []
     /// Opens waiting for the worker to say HELLO, in arrival order.
     var queued: [UInt64] = []
     var streams: Set<UInt64> = []
-
-    struct Heartbeat: Codable {
-        var connections = 0
-        var streams = 0
-        var requests = 0
-    }
 
     init(index: Int) {
         self.index = index

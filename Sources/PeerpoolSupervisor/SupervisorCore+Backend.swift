@@ -26,8 +26,8 @@ extension SupervisorCore {
         switch header.type {
         case .data, .finish, .credit, .aborted:
             guard var route = routes[header.id] else { return }  // the client reset or left
-            if header.type == .credit, let body, body.count == 4 {
-                route.clientCredit += Int(body.withUnsafeBytes { WireInteger.uint32($0) })
+            if header.type == .credit, let credit = try? CreditBody(frame: body) {
+                route.clientCredit += Int(credit.bytes)
                 routes[header.id] = route
             }
             forwardToClient(route.client, header: headerFrame, body: body)
@@ -43,19 +43,18 @@ extension SupervisorCore {
         case .opened:
             guard let open = opens.removeValue(forKey: header.id) else {
                 // Cancelled or timed out meanwhile: the stream has nobody to go to.
-                sendToWorker(shard, WireHeader(.reset, id: header.id), body: WireInteger.bytes(UInt64(0)))
+                sendToWorker(shard, WireHeader(.reset, id: header.id), body: ResetBody.abandoned.encoded())
                 return
             }
             shard.opens.remove(header.id)
-            guard let client = clients[open.client], let body, body.count == 16 else {
-                sendToWorker(shard, WireHeader(.reset, id: header.id), body: WireInteger.bytes(UInt64(0)))
+            guard let client = clients[open.client], let opened = try? OpenedBody(frame: body) else {
+                sendToWorker(shard, WireHeader(.reset, id: header.id), body: ResetBody.abandoned.encoded())
                 return
             }
             client.requests[open.requestID] = nil
             client.streams.insert(header.id)
             shard.streams.insert(header.id)
-            let window = Int(body.withUnsafeBytes { WireInteger.uint32($0, at: 8) })
-            routes[header.id] = Route(client: open.client, remote: open.remote, shard: shard.index, clientCredit: window)
+            routes[header.id] = Route(client: open.client, remote: open.remote, shard: shard.index, clientCredit: Int(opened.sendWindow))
             forwardToClient(open.client, header: ZMQFrame(WireHeader(.opened, id: open.requestID).bytes), body: body)
         case .error:
             guard let open = opens.removeValue(forKey: header.id) else { return }
@@ -66,7 +65,7 @@ extension SupervisorCore {
             workerReady(shard)
         case .heartbeat:
             shard.lastHeartbeat = .now
-            if let body, let beat = try? JSONDecoder().decode(Shard.Heartbeat.self, from: Data(body.bytes)) {
+            if let beat = try? HeartbeatBody(frame: body) {
                 shard.heartbeat = beat
             }
         default:

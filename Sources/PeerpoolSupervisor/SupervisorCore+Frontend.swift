@@ -163,7 +163,7 @@ extension SupervisorCore {
         guard client.requests[header.id] == nil else {
             return sendError(client.key, id: header.id, WireError(.duplicateRequest, "request id \(header.id) is already waiting for an answer (an OPEN); use another id"))
         }
-        sendToClient(client.key, WireHeader(.statusReply, id: header.id), body: statusJSON())
+        sendToClient(client.key, WireHeader(.statusReply, id: header.id), body: status().encoded())
     }
 
     // MARK: Streams
@@ -192,17 +192,18 @@ extension SupervisorCore {
             if header.type == .credit { return }  // may cross the stream's end
             return sendAborted(client.key, stream: header.id, WireError(.unknownStream, "stream \(header.id) is not open for this client"))
         }
-        let expected = header.type == .finish ? 0 : header.type == .reset ? 8 : 4
-        guard (body?.count ?? 0) == expected, (expected == 0) == (body == nil) else {
-            return abortStream(header.id, WireError(.malformedFrame, "\(header.type) takes a body of \(expected) bytes"))
-        }
-        // Range checks before anything reaches a worker: a RESET code goes to ngtcp2, which
-        // aborts the worker (and every stream of its shard) on a code that is not a 62-bit varint.
-        if header.type == .reset, let body {
-            let code = body.withUnsafeBytes { WireInteger.uint64($0) }
-            guard code <= WireInteger.maxQUICErrorCode else {
-                return abortStream(header.id, WireError(.malformedFrame, "RESET's code \(code) is over \(WireInteger.maxQUICErrorCode) (2^62-1), the largest QUIC application error code; the stream was reset with code 0"))
+        // Decoded before anything reaches a worker: ResetBody refuses a code over 2^62-1, which
+        // ngtcp2 would abort the worker (and every stream of its shard) on.
+        do throws(WireError) {
+            switch header.type {
+            case .reset: _ = try ResetBody(frame: body)
+            case .credit: _ = try CreditBody(frame: body)
+            default:
+                guard body == nil else { throw WireError(.malformedFrame, "\(header.type) takes no body") }
             }
+        } catch {
+            let reset = header.type == .reset ? "; the stream was reset with code 0" : ""
+            return abortStream(header.id, WireError(error.code, error.message + reset))
         }
         let shard = shards[route.shard]
         forwardToWorker(shard, header: headerFrame, body: body)
@@ -221,7 +222,7 @@ extension SupervisorCore {
     func abortStream(_ id: UInt64, _ error: WireError) {
         guard let route = routes[id] else { return }
         forgetStream(id)
-        sendToWorker(shards[route.shard], WireHeader(.reset, id: id), body: WireInteger.bytes(UInt64(0)))
+        sendToWorker(shards[route.shard], WireHeader(.reset, id: id), body: ResetBody.abandoned.encoded())
         sendAborted(route.client, stream: id, error)
     }
 

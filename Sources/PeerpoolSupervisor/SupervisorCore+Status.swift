@@ -27,10 +27,4 @@ extension SupervisorCore {
             clientsOverrun: overrunCount
         )
     }
-
-    func statusJSON() -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return (try? [UInt8](encoder.encode(status()))) ?? Array("{}".utf8)
-    }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import PeerpoolWire
+import PeerpoolWorker
 
 #if canImport(Glibc)
 import Glibc
@@ -40,7 +41,7 @@ extension SupervisorCore {
         shard.readyAt = nil
         shard.lastHeartbeat = nil
         shard.killReason = nil
-        shard.heartbeat = Shard.Heartbeat()
+        shard.heartbeat = HeartbeatBody()
         logger.info("shard \(shard.index): worker started, pid \(process.pid), generation \(shard.generation)")
         reactor.watch(descriptor: process.exitDescriptor) { [self, shard] in
             guard let process = shard.process, let termination = process.reap() else { return }
@@ -209,7 +210,7 @@ extension SupervisorCore {
         if idle || (drainDeadline.map { $0 <= now } ?? true) {
             for shard in shards where shard.state == .running || shard.state == .starting {
                 shard.state = .stopping
-                if !sendToWorker(shard, WireHeader(.shutdown, id: 0), body: Array(#"{"grace_ms":1000}"#.utf8)) {
+                if !sendToWorker(shard, WireHeader(.shutdown, id: 0), body: ShutdownBody(graceMilliseconds: 1000).encoded()) {
                     shard.process?.signal(SIGTERM)
                 }
                 let generation = shard.generation

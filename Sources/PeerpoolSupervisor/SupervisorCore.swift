@@ -298,7 +298,7 @@ final class SupervisorCore: @unchecked Sendable {
         for stream in client.streams {
             guard let route = routes.removeValue(forKey: stream) else { continue }
             shards[route.shard].streams.remove(stream)
-            sendToWorker(shards[route.shard], WireHeader(.reset, id: stream), body: WireInteger.bytes(UInt64(0)))
+            sendToWorker(shards[route.shard], WireHeader(.reset, id: stream), body: ResetBody.abandoned.encoded())
         }
     }
 

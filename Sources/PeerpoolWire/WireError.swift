@@ -64,10 +64,7 @@ public struct WireError: Error, Sendable, Equatable, CustomStringConvertible {
 
     /// The JSON body of an ERROR or ABORTED message.
     public var jsonBody: [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return (try? [UInt8](encoder.encode(Body(code: code.rawValue, message: message))))
-            ?? Array(#"{"code":"internal","message":"unencodable error"}"#.utf8)
+        WireJSON.encode(Body(code: code.rawValue, message: message))
     }
 
     /// Reads an ERROR or ABORTED body; a body that is not one becomes a `protocol_violation`.

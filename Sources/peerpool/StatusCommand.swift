@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import PeerpoolSupervisor
+import PeerpoolWire
 
 /// `peerpool status`: what a running supervisor's workers are doing.
 struct StatusCommand: AsyncParsableCommand {

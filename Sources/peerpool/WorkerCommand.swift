@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import PeerpoolSupervisor
+import PeerpoolWorker
 
 #if canImport(Glibc)
 import Glibc

@@ -29,11 +29,4 @@ struct PoolAddressTests {
         defer { Task { await other.stop() } }
         #expect(try await echoRoundTrip(pool, other.address, "new peer") == "new peer")
     }
-
-    @Test func ipv6WithoutBrackets_isRefusedAsAmbiguous() throws {
-        let id = SecretKey.generate().id52
-        #expect(throws: PoolError.self) { try PeerAddress(parsing: "\(id)@::1:80") }
-        let bracketed = try PeerAddress(parsing: "\(id)@[::1]:80")
-        #expect(bracketed.socketAddress?.port == 80)
-    }
 }

@@ -1,6 +1,6 @@
 import NIOCore
 import PeerpoolIdentity
-import PeerpoolPool
+import PeerpoolProtocol
 import PeerpoolWire
 
 /// A stream to a peer, opened by a supervisor's worker: `PeerStream`'s twin for applications

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@testable import PeerpoolSupervisor
+@testable import PeerpoolProcess
 
 #if canImport(Glibc)
 import Glibc

@@ -222,30 +222,19 @@ final class WorkerCore: @unchecked Sendable {
     }
 
     private func sendHello() {
-        let body = #"{"index":\#(settings.index),"generation":\#(settings.generation),"pid":\#(getpid())}"#
-        send(.hello, id: 0, body: Array(body.utf8))
+        send(.hello, id: 0, body: HelloBody(index: settings.index, generation: settings.generation, pid: getpid()).encoded())
     }
 
     /// HEARTBEAT, with the pool's connection count the caller fetched. *Reactor thread.*
     func sendHeartbeat(connections: Int) {
-        let body = #"{"connections":\#(connections),"streams":\#(streams.count),"requests":\#(opens.count)}"#
-        send(.heartbeat, id: 0, body: Array(body.utf8))
+        send(.heartbeat, id: 0, body: HeartbeatBody(connections: connections, streams: streams.count, requests: opens.count).encoded())
     }
 
     // MARK: Shutdown (reactor thread)
 
-    private struct ShutdownBody: Decodable {
-        var graceMilliseconds: Int?
-        enum CodingKeys: String, CodingKey { case graceMilliseconds = "grace_ms" }
-    }
-
     private func shutdownRequested(_ body: ZMQFrame?) {
-        var grace = Duration.seconds(5)
-        if let body, let decoded = try? JSONDecoder().decode(ShutdownBody.self, from: Data(body.bytes)),
-            let milliseconds = decoded.graceMilliseconds
-        {
-            grace = .milliseconds(max(0, milliseconds))
-        }
+        // A body that is not SHUTDOWN's still stops the worker, with the default grace.
+        let grace = (try? ShutdownBody(frame: body))?.grace ?? ShutdownBody.defaultGrace
         logger.info("shutdown requested", metadata: ["worker.grace_ms": "\(OpenRequest.milliseconds(grace))"])
         shuttingDown = true
         stopRequests.yield(grace)

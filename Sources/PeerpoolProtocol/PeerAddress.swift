@@ -20,14 +20,14 @@ public struct PeerAddress: Hashable, Sendable, CustomStringConvertible {
         do {
             id = try ID52(parsing: String(parts[0]))
         } catch {
-            throw PoolError(.badAddress, "\(text.prefix(80).debugDescription) does not start with a valid ID52: \(error)")
+            throw PeerAddressError("\(text.prefix(80).debugDescription) does not start with a valid ID52: \(error)")
         }
         guard parts.count == 2 else {
             self.init(id)
             return
         }
         guard let address = Self.socketAddress(hostPort: parts[1]) else {
-            throw PoolError(.badAddress, peer: id, "\(text.debugDescription): expected ID52@host:port with an IP address and a port 1-65535")
+            throw PeerAddressError(peer: id, "\(text.debugDescription): expected ID52@host:port with an IP address and a port 1-65535")
         }
         self.init(id, at: address)
     }

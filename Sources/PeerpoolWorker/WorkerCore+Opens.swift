@@ -117,7 +117,6 @@ extension WorkerCore {
         let entry = Entry(pipe: pipe, peer: peer, reader: pending.task)
         entry.writer = Task(executorPreference: executor) { [self] in await copyToPeer(pipe, peer) }
         streams[pipe.id] = entry
-        let window = UInt32(clamping: settings.receiveWindow)
-        send(.opened, id: pipe.id, body: WireInteger.bytes(pipe.id) + WireInteger.bytes(window) + WireInteger.bytes(UInt32(0)))
+        send(.opened, id: pipe.id, body: OpenedBody(streamID: pipe.id, sendWindow: UInt32(clamping: settings.receiveWindow)).encoded())
     }
 }

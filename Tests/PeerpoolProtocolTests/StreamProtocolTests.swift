@@ -1,4 +1,4 @@
-import PeerpoolPool
+import PeerpoolProtocol
 import Testing
 
 struct StreamProtocolTests {

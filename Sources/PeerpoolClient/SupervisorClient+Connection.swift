@@ -223,8 +223,8 @@ final class ClientConnection: @unchecked Sendable {
             streams[header.id]?.receiveData(body)
         case .finish: streams[header.id]?.receiveFinish()
         case .credit:
-            guard let body, body.count == 4 else { return violation(header, "CREDIT's body is not 4 bytes") }
-            streams[header.id]?.receiveCredit(Int(body.withUnsafeBytes { WireInteger.uint32($0) }))
+            guard let credit = try? CreditBody(frame: body) else { return violation(header, "CREDIT's body is not 4 bytes") }
+            streams[header.id]?.receiveCredit(Int(credit.bytes))
         case .aborted:
             let error = body.map { WireError(jsonBody: $0.bytes, id: header.id) }
                 ?? WireError(.protocolViolation, "ABORTED without a body", id: header.id)
@@ -241,16 +241,16 @@ final class ClientConnection: @unchecked Sendable {
     }
 
     private func answerOpened(_ id: UInt64, _ body: ZMQFrame?) {
-        guard let body, body.count == 16 else {
-            let error = WireError(.protocolViolation, "OPENED's body is \(body?.count ?? 0) bytes, not 16", id: id)
-            pending.removeValue(forKey: id)?.waiter.fail(error)
+        let opened: OpenedBody
+        do { opened = try OpenedBody(frame: body) } catch {
+            pending.removeValue(forKey: id)?.waiter.fail(WireError(.protocolViolation, error.message, id: id))
             return
         }
-        let (streamID, sendWindow) = body.withUnsafeBytes { (WireInteger.uint64($0), WireInteger.uint32($0, at: 8)) }
+        let (streamID, sendWindow) = (opened.streamID, opened.sendWindow)
         guard let request = pending[id], case .open(let window, let continuation) = request.waiter else {
             // Cancelled, timed out or from before a reconnect: nobody will use the stream.
             logger.debug("resetting a stream opened for a request no one waits for", metadata: ["peerpool.stream": "\(streamID)"])
-            _ = send(WireHeader(.reset, id: streamID), WireInteger.bytes(UInt64(0)))
+            _ = send(WireHeader(.reset, id: streamID), ResetBody.abandoned.encoded())
             return
         }
         pending[id] = nil
@@ -279,10 +279,9 @@ final class ClientConnection: @unchecked Sendable {
         guard let request = pending[id], case .status(let continuation) = request.waiter else { return }
         pending[id] = nil
         do {
-            let status = try JSONDecoder().decode(SupervisorStatus.self, from: Data(body?.bytes ?? []))
-            continuation.resume(returning: status)
+            continuation.resume(returning: try SupervisorStatus(frame: body))
         } catch {
-            continuation.resume(throwing: WireError(.protocolViolation, "STATUS_REPLY is not the status JSON: \(error)", id: id))
+            continuation.resume(throwing: WireError(.protocolViolation, error.message, id: id))
         }
     }
 

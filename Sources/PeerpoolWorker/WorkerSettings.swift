@@ -1,5 +1,6 @@
 import PeerpoolIdentity
 import PeerpoolPool
+import PeerpoolWire
 
 /// What a worker process needs to know, handed over as one JSON line on its standard input.
 ///

@@ -96,7 +96,7 @@ final class SupervisedStreamState: @unchecked Sendable {
         uncredited += count
         guard inbound.isOpen, uncredited >= creditThreshold || drainedQueue else { return }
         // A failed send means the socket is gone; failAll follows and ends the stream.
-        _ = connection.send(WireHeader(.credit, id: id), WireInteger.bytes(UInt32(uncredited)))
+        _ = connection.send(WireHeader(.credit, id: id), CreditBody(bytes: UInt32(uncredited)).encoded())
         uncredited = 0
     }
 
@@ -239,7 +239,7 @@ final class SupervisedStreamState: @unchecked Sendable {
     func terminate(_ error: WireError, reset code: UInt64?) {
         assertOnReactor()
         if let code, !isOver {
-            _ = connection.send(WireHeader(.reset, id: id), WireInteger.bytes(code))
+            _ = connection.send(WireHeader(.reset, id: id), ResetBody(code: code).encoded())
         }
         if inbound.isOpen {
             inbound = .failed(error)

@@ -1,13 +1,14 @@
 import PeerpoolIdentity
-import PeerpoolPool
-import PeerpoolWire
+import PeerpoolProtocol
 
 /// OPEN's JSON body (docs/wire-protocol.md): which peer, as whom, which protocol, how long, and
 /// the opener's receive window.
 ///
 /// The supervisor reads it to pick the shard and check the limits; the worker reads it again to
 /// open the stream (the body is forwarded unchanged, no re-encoding on the hop).
-public struct OpenRequest: Sendable, Equatable {
+public struct OpenRequest: WireBody {
+    public static let messageType = WireMessageType.open
+
     public var remote: ID52
     /// `host:port` (IPv6 `[::1]:port`), or nil to use the worker's address book.
     public var address: String?
@@ -28,7 +29,7 @@ public struct OpenRequest: Sendable, Equatable {
         self.window = window
     }
 
-    public var jsonBody: [UInt8] {
+    public func encoded() -> [UInt8] {
         var fields: [(key: String, value: JSONValue)] = [
             ("remote", .string(remote.description)),
             ("protocol", try! JSONValue(parsing: header.protocol.json)),
@@ -44,6 +45,11 @@ public struct OpenRequest: Sendable, Equatable {
     /// The peer to hand the worker's pool (the address was checked when the body was read).
     public func peerAddress() -> PeerAddress {
         PeerAddress(remote, at: address.flatMap { PeerAddress.socketAddress(hostPort: $0) })
+    }
+
+    /// Reads a body within the document's limits (timeout 600 s, window 16 MiB).
+    public init(decoding bytes: UnsafeRawBufferPointer) throws(WireError) {
+        try self.init(jsonBody: bytes)
     }
 
     /// Reads a body; every problem is a `bad_request` or `bad_id52` naming the field.
@@ -112,7 +118,8 @@ public struct OpenRequest: Sendable, Equatable {
         )
     }
 
-    static func milliseconds(_ duration: Duration) -> Int {
+    /// Whole milliseconds of `duration`, as the JSON bodies carry durations.
+    public static func milliseconds(_ duration: Duration) -> Int {
         let (seconds, attoseconds) = duration.components
         return Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000)
     }

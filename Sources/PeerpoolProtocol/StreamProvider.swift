@@ -28,6 +28,3 @@ public protocol StreamProvider: Sendable {
     /// A stream to `peer` whose header `peer` acknowledged, as `local` (nil: the default identity).
     func getStream(_ header: ProtocolHeader, to peer: PeerAddress, from local: ID52?) async throws -> Stream
 }
-
-extension PeerStream: PeerByteStream {}
-extension PeerPool: StreamProvider {}

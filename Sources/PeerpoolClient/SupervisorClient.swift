@@ -1,7 +1,7 @@
 import CZMQ
 import Logging
 import PeerpoolIdentity
-import PeerpoolPool
+import PeerpoolProtocol
 import PeerpoolWire
 import Synchronization
 
@@ -165,7 +165,7 @@ public final class SupervisorClient: Sendable {
         let request = OpenRequest(
             remote: peer.id52, address: try Self.addressField(peer), local: local, header: header,
             timeout: timeout, window: configuration.receiveWindow)
-        let body = request.jsonBody
+        let body = request.encoded()
         let id = makeID()
         let deadline = ContinuousClock.now + timeout + configuration.answerSlack
         let window = configuration.receiveWindow

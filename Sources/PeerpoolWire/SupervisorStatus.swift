@@ -1,11 +1,13 @@
 /// STATUS_REPLY's JSON body (docs/wire-protocol.md, *Status*): what a running supervisor and
 /// each of its workers are doing.
 ///
-/// The supervisor encodes it with `JSONEncoder` and `SupervisorClient.status()` decodes it with
-/// `JSONDecoder`; the keys are the spec's snake_case names, spelled out in `CodingKeys` so no
+/// `encoded()` and `init(decoding:)` are its one encoder and decoder (the supervisor's and
+/// `SupervisorClient.status()`'s); the keys are the spec's snake_case names, spelled out in `CodingKeys` so no
 /// key strategy is needed on either side. Unknown fields are ignored when decoding, as the spec
 /// asks of every JSON body.
-public struct SupervisorStatus: Codable, Sendable, Equatable {
+public struct SupervisorStatus: WireBody, Codable {
+    public static let messageType = WireMessageType.statusReply
+
     /// The wire protocol version the supervisor speaks (`1`).
     public var version: Int
     /// The supervisor's process id.
@@ -43,6 +45,12 @@ public struct SupervisorStatus: Codable, Sendable, Equatable {
         case uptimeSeconds = "uptime_s"
         case clients, streams, requests, workers
         case clientsOverrun = "clients_overrun"
+    }
+
+    public func encoded() -> [UInt8] { WireJSON.encode(self) }
+
+    public init(decoding bytes: UnsafeRawBufferPointer) throws(WireError) {
+        self = try WireJSON.decode(Self.self, bytes, Self.messageType)
     }
 
     /// One worker (shard) as the supervisor sees it.

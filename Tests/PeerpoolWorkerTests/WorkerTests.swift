@@ -11,7 +11,7 @@ import PeerpoolWire
 import Synchronization
 import Testing
 
-@testable import PeerpoolSupervisor
+@testable import PeerpoolWorker
 
 /// A `Worker` run in this process against a ROUTER the test binds on an ipc:// path (real
 /// ZeroMQ) playing the supervisor, and a real QUIC peer in this process serving echo. Every wait
@@ -346,7 +346,7 @@ private struct WorkerHarness {
         let request = OpenRequest(
             remote: remote, address: "\(address.ipAddress!):\(address.port!)", header: ProtocolHeader(`protocol`),
             timeout: .milliseconds(timeoutMilliseconds), window: window)
-        return request.jsonBody
+        return request.encoded()
     }
 
     func echoOpenBody(window: Int? = nil) -> [UInt8] {

@@ -34,11 +34,11 @@ import Musl
 /// result. The pid is signalled only before that: an unreaped child keeps its pid, so `kill`
 /// cannot reach a stranger that reused it. A process released unreaped is killed (SIGKILL) and
 /// reaped in `deinit`, which blocks until the kernel has removed it (normally microseconds).
-final class SpawnedProcess {
-    let pid: pid_t
+public final class SpawnedProcess {
+    public let pid: pid_t
     /// A pidfd for the child: readable (POLLIN) once it has exited, and from then on. Put it in
     /// the poll set; remove it before `close()`, which closes it. Owned by this object.
-    let exitDescriptor: Int32
+    public let exitDescriptor: Int32
     /// Write end of the child's standard input (O_CLOEXEC, O_NONBLOCK). Owned; -1 once closed.
     private var inputDescriptor: Int32
     /// Write end of the stop pipe of the standard input writer thread, or -1 when there is no
@@ -72,7 +72,7 @@ final class SpawnedProcess {
     /// open until `close()`. Nothing here blocks on the child: see the type's documentation.
     /// The child starts with no signals blocked and SIGPIPE, SIGTERM, SIGINT and SIGCHLD at their
     /// defaults, whatever this process ignores or blocks.
-    static func spawn(
+    public static func spawn(
         executable: String, arguments: [String], environment: [String: String]? = nil,
         standardInput: [UInt8]
     ) throws -> SpawnedProcess {
@@ -145,7 +145,7 @@ final class SpawnedProcess {
 
     /// Sends `signal` to the child, unless it has already been reaped (its pid may belong to
     /// another process by then). A child that is already gone is not an error.
-    func signal(_ signal: Int32) {
+    public func signal(_ signal: Int32) {
         guard termination == nil else { return }
         // The only failures: ESRCH (gone) and EINVAL (not a signal, a caller's bug); nothing
         // for the caller to do about either at run time.
@@ -157,7 +157,7 @@ final class SpawnedProcess {
     /// killed worker under PID 1, holding its sockets and our standard output. Every child is
     /// its own group's leader (`POSIX_SPAWN_SETPGROUP`), so the group's id is its pid, which
     /// stays reserved until we reap it: this cannot reach a stranger's group.
-    func signalGroup(_ signal: Int32) {
+    public func signalGroup(_ signal: Int32) {
         guard termination == nil else { return }
         _ = kill(-pid, signal)
     }
@@ -165,7 +165,7 @@ final class SpawnedProcess {
     /// How the child ended, or nil while it is running. Reaps it (`waitpid(WNOHANG)`) the first
     /// time it finds it exited, then returns that same value on every later call. Call it when
     /// `exitDescriptor` becomes readable. Never blocks.
-    func reap() -> ProcessTermination? {
+    public func reap() -> ProcessTermination? {
         if let termination { return termination }
         // Exited (the pidfd is readable) but not yet reaped: its pid still names its group, so
         // whatever it left running there (a crash reporter, a grandchild) goes with it.
@@ -192,7 +192,7 @@ final class SpawnedProcess {
     /// Closes the pidfd and our end of the child's standard input (the child sees EOF: once a
     /// still-running writer thread has stopped, which it does at once). Does not signal or reap
     /// the child. Call it at most once the pidfd is out of the poll set; later calls do nothing.
-    func close() {
+    public func close() {
         guard !closed else { return }
         closed = true
         closeDescriptor(exitDescriptor)

@@ -97,7 +97,7 @@ extension WorkerCore {
     private func credited(_ pipe: WorkerStream, _ bytes: Int) {
         guard let entry = streams[pipe.id], entry.pipe === pipe else { return }
         entry.unacknowledged -= bytes
-        send(.credit, id: pipe.id, body: WireInteger.bytes(UInt32(clamping: bytes)))
+        send(.credit, id: pipe.id, body: CreditBody(bytes: UInt32(clamping: bytes)).encoded())
     }
 
     private func writeFinished(_ pipe: WorkerStream) {
@@ -139,10 +139,8 @@ extension WorkerCore {
     func clientCredit(_ id: UInt64, _ body: ZMQFrame?) {
         // CREDIT for a stream that ended may cross its end in flight: ignored.
         guard let entry = streams[id] else { return }
-        guard let body, body.count == 4 else {
-            return abort(id, WireError(.malformedFrame, "CREDIT's body is 4 bytes"))
-        }
-        let bytes = Int(body.withUnsafeBytes { WireInteger.uint32($0) })
+        let bytes: Int
+        do { bytes = Int(try CreditBody(frame: body).bytes) } catch { return abort(id, error) }
         // Credit returns bytes the client consumed, so it never lifts the credit above the
         // window; more is a broken client (and would let it grow what this worker buffers).
         guard entry.pipe.addCredit(bytes) else {
@@ -165,15 +163,20 @@ extension WorkerCore {
         guard let entry = streams.removeValue(forKey: id) else {
             return send(.aborted, id: id, body: WireError(.unknownStream, "RESET for stream \(id), which worker \(settings.index) does not have").jsonBody)
         }
-        let code = body.flatMap { body in body.count == 8 ? body.withUnsafeBytes { WireInteger.uint64($0) } : nil } ?? 0
-        // The supervisor refuses such codes already; checked again here because ngtcp2 aborts
+        // The supervisor refuses bad bodies already; decoded again here because ngtcp2 aborts
         // the process on a code that is not a 62-bit varint.
-        guard code <= WireInteger.maxQUICErrorCode else {
-            send(.aborted, id: id, body: WireError(.malformedFrame, "RESET's code \(code) is over 2^62-1, the largest QUIC application error code; reset with \(Self.abandonCode) instead").jsonBody)
+        let reset: ResetBody
+        do { reset = try ResetBody(frame: body) } catch {
+            // A body of the wrong size resets with code 0, as it always did.
+            guard body?.count == ResetBody.size else {
+                tearDown(entry, code: 0)
+                return checkIdle()
+            }
+            send(.aborted, id: id, body: WireError(error.code, "\(error.message); reset with \(Self.abandonCode) instead").jsonBody)
             tearDown(entry, code: Self.abandonCode)
             return checkIdle()
         }
-        tearDown(entry, code: code)
+        tearDown(entry, code: reset.code)
         checkIdle()
     }
 

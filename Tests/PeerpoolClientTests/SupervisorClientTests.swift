@@ -1,8 +1,8 @@
 import Foundation
 import NIOCore
+import PeerpoolClient
 import PeerpoolIdentity
-import PeerpoolPool
-import PeerpoolSupervisor
+import PeerpoolProtocol
 import PeerpoolTestSupport
 import PeerpoolWire
 import Synchronization
