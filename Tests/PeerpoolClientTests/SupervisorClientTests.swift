@@ -253,9 +253,9 @@ struct SupervisorClientTests {
             let error = await #expect(throws: WireError.self) { _ = try await opening.value }
             let elapsed = ContinuousClock.now - start
             #expect(error?.code == .timeout)
-            // Never before the connect timeout; the upper bound only says it does not hang (a full
-        // parallel suite on 2 cores has delayed this answer by 14 s: timing goals are benchmarks').
-        #expect(elapsed >= .milliseconds(300) && elapsed < .seconds(45))
+            // Never before the request timeout plus slack; the upper bound only says it does not
+            // hang (a loaded full run delays such answers by seconds: timing goals are benchmarks').
+            #expect(elapsed >= .milliseconds(300) && elapsed < .seconds(45))
             // The client withdraws the request, so a supervisor that wakes up forgets it.
             #expect(try await supervisor.expect(.cancel).header.id == open.header.id)
         }
