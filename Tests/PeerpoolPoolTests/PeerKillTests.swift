@@ -8,7 +8,9 @@ import Testing
 struct PoolPeerKillTests {
     @Test func peerKilledWithRequestsInFlight_everyWaiterFailsClearly_noneHangs() async throws {
         let listener = try await ListenProcess()
-        let idle = Duration.seconds(2)
+        // Short enough to see a dead peer quickly, long enough that a loaded 2-core machine
+        // (the whole suite runs in parallel) never starves a live one into an idle timeout.
+        let idle = Duration.seconds(5)
         let pool = try await makePool(
             poolConfiguration { $0.ackTimeout = .seconds(5); $0.connectTimeout = .seconds(5) },
             quic: quicConfiguration { $0.idleTimeout = idle })
@@ -50,8 +52,8 @@ struct PoolPeerKillTests {
         listener.kill()
         let clock = ContinuousClock()
         let killedAt = clock.now
-        let outcomes = try await withTimeout(idle + .seconds(8)) { await results.value }
-        #expect(clock.now - killedAt < idle + .seconds(5))
+        let outcomes = try await withTimeout(idle + .seconds(15)) { await results.value }
+        #expect(clock.now - killedAt < idle + .seconds(10))
         #expect(outcomes.count == 300)
         // Every request failed, each with an error that names what happened.
         #expect(!outcomes.contains("no error"))
@@ -60,7 +62,8 @@ struct PoolPeerKillTests {
 
         // The peer is gone: new requests fail fast with a connect error, not a hang.
         let error = await #expect(throws: PoolError.self) { _ = try await pool.getStream(ProtocolHeader(.generic("echo")), to: peer) }
-        #expect(error?.code == .connectFailed)
+        // connect_failed, or connection_lost when the request met the dying connection first.
+        #expect(error?.code == .connectFailed || error?.code == .connectionLost, "\(String(describing: error))")
     }
 }
 
