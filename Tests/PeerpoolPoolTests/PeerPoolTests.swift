@@ -20,7 +20,8 @@ struct PeerPoolTests {
 
     @Test func thousandConcurrentRequests_shareOneConnection_andAllSucceed() async throws {
         let peer = try await TestPeer()
-        let pool = try await makePool(poolConfiguration { $0.ackTimeout = .seconds(20) })
+        // Generous: the whole suite runs in parallel on 2 cores in a debug build.
+        let pool = try await makePool(poolConfiguration { $0.ackTimeout = .seconds(50); $0.connectTimeout = .seconds(30) })
         defer { Task { await pool.shutdown(); await peer.stop() } }
         try await withThrowingTaskGroup(of: String.self) { group in
             for i in 0..<1000 {
@@ -67,7 +68,18 @@ struct PeerPoolTests {
         let acceptor = StreamAcceptor(endpoint: endpoint, configuration: AcceptorConfiguration(protocols: [.generic("echo")]), handler: echo)
         let serving = Task { try await acceptor.run() }
         defer { serving.cancel(); Task { await endpoint.close() } }
-        #expect(try await echoRoundTrip(pool, PeerAddress(key.id52, at: endpoint.localAddress), "back") == "back")
+        // The pool's 3 s connect timeout (short, for the phase above) can run out on a loaded
+        // machine; what matters is that a new request connects afresh: at most 3 attempts.
+        let back = PeerAddress(key.id52, at: endpoint.localAddress)
+        var answer: String?
+        for _ in 0..<3 where answer == nil {
+            do {
+                answer = try await echoRoundTrip(pool, back, "back")
+            } catch let error as PoolError where error.code == .connectFailed {
+                continue
+            }
+        }
+        #expect(answer == "back")
     }
 
     @Test func silentPeer_waitersFailWithinConnectTimeout() async throws {
