@@ -113,21 +113,10 @@ struct FastnPythonPeerError: Error, CustomStringConvertible {
 }
 
 extension FastnPythonPeer {
-    /// The process, its files, and what it printed.
+    /// The aioquic peer process (a `PythonLineChild`) and its credential files.
     private final class Child: Sendable {
-        private struct Output {
-            var unread: [String] = []
-            var transcript: [String] = []
-            var stdoutClosed = false
-            var stderrClosed = false
-        }
-
-        private let process = Process()
-        /// Held open for the child's lifetime: its EOF tells a server to exit.
-        private let stdin = Pipe()
-        private let output = Mutex(Output())
+        private let child: PythonLineChild
         private let directory: URL
-        private static let transcriptLimit = 500
 
         init(_ arguments: [String], certPEM: String, keyPEM: String) throws {
             guard FileManager.default.isExecutableFile(atPath: FastnPythonPeer.interpreter.path) else {
@@ -138,62 +127,39 @@ extension FastnPythonPeer {
             let (directory, certificatePath, keyPath) = try writeCredentials(
                 certificatePEM: certPEM, keyPEM: keyPEM, prefix: "peerpool-fastn")
             self.directory = directory
-
-            process.executableURL = FastnPythonPeer.interpreter
-            process.arguments = ["-u", FastnPythonPeer.script.path] + arguments
-                + ["--cert", certificatePath.path, "--key", keyPath.path, "--alpn", "/fastn/entity/0.1"]
-            let stdout = Pipe()
-            let stderr = Pipe()
-            process.standardInput = stdin
-            process.standardOutput = stdout
-            process.standardError = stderr
             do {
-                try process.run()
+                // A BADHEADER line quotes at most a 64 KiB header; anything far longer is dropped.
+                child = try PythonLineChild(
+                    executable: FastnPythonPeer.interpreter,
+                    arguments: ["-u", FastnPythonPeer.script.path] + arguments
+                        + ["--cert", certificatePath.path, "--key", keyPath.path, "--alpn", "/fastn/entity/0.1"],
+                    name: "fastn peer", lineLimit: 1 << 20, transcriptLimit: 500, makeError: { FastnPythonPeerError($0) })
             } catch {
                 try? FileManager.default.removeItem(at: directory)
                 throw FastnPythonPeerError("cannot start \(FastnPythonPeer.interpreter.path): \(error)")
             }
-            // The reading threads hold `self` until the child's pipes reach EOF (it exited).
-            // A BADHEADER line quotes at most a 64 KiB header; anything far longer is dropped.
-            readLines(from: stdout.fileHandleForReading, limit: 1 << 20) { [self] line in
-                output.withLock {
-                    $0.unread.append(line)
-                    Self.record("stdout: \(line)", in: &$0)
-                }
-            } atEnd: { [self] in
-                output.withLock { $0.stdoutClosed = true }
-            }
-            readLines(from: stderr.fileHandleForReading, limit: 1 << 20) { [self] line in
-                output.withLock { Self.record("stderr: \(line)", in: &$0) }
-            } atEnd: { [self] in
-                output.withLock { $0.stderrClosed = true }
-            }
         }
 
-        var transcript: String {
-            output.withLock { $0.transcript.joined(separator: "\n") }
-        }
-
-        /// The transcript once the child closed its stderr, waiting at most `timeout`.
-        func finalTranscript(within timeout: Duration = .seconds(3)) async -> String {
-            _ = try? await Self.poll(until: .now + timeout) { self.output.withLock { $0.stderrClosed } ? true : nil }
-            return transcript
-        }
+        var transcript: String { child.transcript }
+        func finalTranscript(within timeout: Duration = .seconds(3)) async -> String { await child.finalTranscript(within: timeout) }
+        func exitStatus(within timeout: Duration) async throws -> Int32? { try await child.exitStatus(within: timeout) }
 
         /// Removes and returns the unread stdout lines up to and including the first one
         /// `matching` accepts; all of them if none does (then only those `matching` accepts).
         func takeLines(upToFirst: Bool = false, _ matching: (String) -> Bool) -> [String] {
-            output.withLock { output in
-                var taken: [String] = []
-                while !output.unread.isEmpty {
-                    let line = output.unread.removeFirst()
-                    if matching(line) {
-                        taken.append(line)
-                        if upToFirst { break }
-                    }
+            child.withUnread { Self.take(&$0, upToFirst: upToFirst, matching) }
+        }
+
+        private static func take(_ unread: inout [String], upToFirst: Bool, _ matching: (String) -> Bool) -> [String] {
+            var taken: [String] = []
+            while !unread.isEmpty {
+                let line = unread.removeFirst()
+                if matching(line) {
+                    taken.append(line)
+                    if upToFirst { break }
                 }
-                return taken
             }
+            return taken
         }
 
         /// The next unread stdout line `matching` accepts, skipping the others. Throws, with the
@@ -201,15 +167,10 @@ extension FastnPythonPeer {
         func nextLine(
             within timeout: Duration, description: String, _ matching: @escaping @Sendable (String) -> Bool
         ) async throws -> String {
-            let found = try await Self.poll(until: .now + timeout) { () -> String?? in
-                if let line = self.takeLines(upToFirst: true, matching).first { return .some(line) }
-                return self.output.withLock { $0.stdoutClosed } ? .some(nil) : nil
-            }
-            if case .some(.some(let line)) = found { return line }
-            let what = found == nil ? "printed no \(description) line within \(timeout)" : "exited without printing \(description)"
-            let transcript = await finalTranscript()
-            let hint = transcript.contains("No module named") ? " (is aioquic installed? run `deploy/setup.sh --test`)" : ""
-            throw FastnPythonPeerError("fastn peer \(what)\(hint)\n--- fastn peer output ---\n\(transcript)")
+            try await child.awaitLine(
+                within: timeout, description: description,
+                hint: { $0.contains("No module named") ? " (is aioquic installed? run `deploy/setup.sh --test`)" : "" }
+            ) { Self.take(&$0, upToFirst: true, matching).first }
         }
 
         func value(of keyword: String, within timeout: Duration) async throws -> String {
@@ -218,35 +179,10 @@ extension FastnPythonPeer {
             return String(line.dropFirst(prefix.count))
         }
 
-        /// The exit status once the child exited and its stdout reached EOF (so every line is
-        /// queued); nil if that takes longer than `timeout`.
-        func exitStatus(within timeout: Duration) async throws -> Int32? {
-            try await Self.poll(until: .now + timeout) {
-                self.output.withLock { $0.stdoutClosed } && !self.process.isRunning ? self.process.terminationStatus : nil
-            }
-        }
-
-        /// Kills the child (SIGKILL: it holds nothing worth a graceful exit) and removes its files.
+        /// Kills the child and removes its files.
         func stop() {
-            if process.isRunning {
-                kill(process.processIdentifier, SIGKILL)
-                process.waitUntilExit()
-            }
+            child.stop()
             try? FileManager.default.removeItem(at: directory)
-        }
-
-        private static func record(_ line: String, in output: inout Output) {
-            if output.transcript.count >= transcriptLimit { output.transcript.removeFirst() }
-            output.transcript.append(line)
-        }
-
-        /// `check()`'s first non-nil result, checked every 10 ms; nil once `deadline` passed.
-        private static func poll<T>(until deadline: ContinuousClock.Instant, _ check: () -> T?) async throws -> T? {
-            while true {
-                if let value = check() { return value }
-                if ContinuousClock.now >= deadline { return nil }
-                try await Task.sleep(for: .milliseconds(10))
-            }
         }
     }
 }

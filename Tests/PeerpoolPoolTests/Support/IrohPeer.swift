@@ -107,106 +107,43 @@ struct IrohPeerError: Error, CustomStringConvertible {
 }
 
 extension IrohPeer {
-    /// The Python process and the lines it printed; waits are polled with deadlines, so a
-    /// timed-out wait loses nothing.
+    /// The iroh peer process: a `PythonLineChild` started only inside the loopback-only
+    /// namespace, niced a little (the rest of the suite runs alongside on 2 cores).
     private final class LineChild: Sendable {
-        private struct Output {
-            var unread: [String] = []
-            var transcript: [String] = []
-            var stdoutClosed = false
-            var stderrClosed = false
-        }
-
-        private let process = Process()
-        /// Held open for the child's lifetime: its EOF tells a server to exit.
-        private let stdin = Pipe()
-        private let output = Mutex(Output())
-        private static let transcriptLimit = 400
+        private let child: PythonLineChild
 
         init(arguments: [String]) throws {
             try LoopbackNamespace.requireInside()
             guard FileManager.default.isExecutableFile(atPath: PythonInterop.interpreter.path) else {
                 throw IrohPeerError("\(PythonInterop.interpreter.path) is missing: run `deploy/setup.sh --test` in \(PythonInterop.repositoryRoot.path)")
             }
-            // Niced a little: its Python bindings burn about 0.3 CPU s per MiB, and the rest of
-            // the suite runs alongside on a 2-core machine with its own deadlines.
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/nice")
-            process.arguments = ["-n", "5", PythonInterop.interpreter.path, "-u", IrohPeer.script.path] + arguments
-            let stdout = Pipe()
-            let stderr = Pipe()
-            process.standardInput = stdin
-            process.standardOutput = stdout
-            process.standardError = stderr
-            try process.run()
-            readLines(from: stdout.fileHandleForReading, limit: 1 << 16) { [self] line in
-                output.withLock {
-                    $0.unread.append(line)
-                    Self.record("stdout: \(line)", in: &$0)
-                }
-            } atEnd: { [self] in
-                output.withLock { $0.stdoutClosed = true }
-            }
-            readLines(from: stderr.fileHandleForReading, limit: 1 << 16) { [self] line in
-                output.withLock { Self.record("stderr: \(line)", in: &$0) }
-            } atEnd: { [self] in
-                output.withLock { $0.stderrClosed = true }
-            }
+            child = try PythonLineChild(
+                executable: URL(fileURLWithPath: "/usr/bin/nice"),
+                arguments: ["-n", "5", PythonInterop.interpreter.path, "-u", IrohPeer.script.path] + arguments,
+                name: "iroh peer", lineLimit: 1 << 16, transcriptLimit: 400, makeError: { IrohPeerError($0) })
         }
 
-        var transcript: String { output.withLock { $0.transcript.joined(separator: "\n") } }
+        var transcript: String { child.transcript }
+        func finalTranscript(within timeout: Duration = .seconds(3)) async -> String { await child.finalTranscript(within: timeout) }
+        func exitStatus(within timeout: Duration) async throws -> Int32? { try await child.exitStatus(within: timeout) }
+        func stop() { child.stop() }
 
-        func finalTranscript(within timeout: Duration = .seconds(3)) async -> String {
-            _ = try? await Self.poll(until: .now + timeout) { self.output.withLock { $0.stderrClosed } ? true : nil }
-            return transcript
-        }
-
+        /// Removes and returns every unread line `matching` accepts, leaving the others.
         func takeAll(_ matching: (String) -> Bool = { _ in true }) -> [String] {
-            output.withLock { output in
-                let taken = output.unread.filter(matching)
-                output.unread.removeAll(where: matching)
+            child.withUnread { unread in
+                let taken = unread.filter(matching)
+                unread.removeAll(where: matching)
                 return taken
             }
         }
 
+        /// The rest of the first unread `<keyword> ...` line, leaving the other lines unread.
         func value(of keyword: String, within timeout: Duration) async throws -> String {
             let prefix = keyword + " "
-            let found = try await Self.poll(until: .now + timeout) { () -> String?? in
-                let line: String? = self.output.withLock { output in
-                    guard let index = output.unread.firstIndex(where: { $0.hasPrefix(prefix) }) else { return nil }
-                    return output.unread.remove(at: index)
-                }
-                if let line { return .some(line) }
-                return self.output.withLock { $0.stdoutClosed } ? .some(nil) : nil
+            let line = try await child.awaitLine(within: timeout, description: keyword) { unread in
+                unread.firstIndex { $0.hasPrefix(prefix) }.map { unread.remove(at: $0) }
             }
-            if case .some(.some(let line)) = found { return String(line.dropFirst(prefix.count)) }
-            let what = found == nil ? "printed no \(keyword) line within \(timeout)" : "exited without printing \(keyword)"
-            throw IrohPeerError("iroh peer \(what)\n--- iroh peer output ---\n\(await finalTranscript())")
-        }
-
-        func exitStatus(within timeout: Duration) async throws -> Int32? {
-            try await Self.poll(until: .now + timeout) {
-                self.output.withLock { $0.stdoutClosed } && !self.process.isRunning ? self.process.terminationStatus : nil
-            }
-        }
-
-        func stop() {
-            if process.isRunning {
-                Foundation.kill(process.processIdentifier, SIGKILL)
-                process.waitUntilExit()
-            }
-        }
-
-        private static func record(_ line: String, in output: inout Output) {
-            if output.transcript.count >= transcriptLimit { output.transcript.removeFirst() }
-            output.transcript.append(line)
-        }
-
-        private static func poll<T>(until deadline: ContinuousClock.Instant, _ check: () -> T?) async throws -> T? {
-            while true {
-                if let value = check() { return value }
-                if ContinuousClock.now >= deadline { return nil }
-                try await Task.sleep(for: .milliseconds(10))
-            }
+            return String(line.dropFirst(prefix.count))
         }
     }
 }
