@@ -4,6 +4,7 @@
 //
 //   CNGTCP2, CZMQ          C system libraries (Debian: libngtcp2-crypto-gnutls-dev, libzmq3-dev)
 //   CLinuxProcess          the Linux process calls Swift cannot import (pidfd_open, prctl, pipe2)
+//   PeerpoolErrors         the one error shape: snake_case codes scoped to their type, message, source location
 //   PeerpoolIdentity       ID52 names, ed25519 secret keys, self-signed certificates
 //   PeerpoolDiscovery      (Identity) iroh's discovery: z-base-32, BLAKE3, pkarr packets, DNS TXT lookups, relay frames
 //   PeerpoolProtocol       (Identity, NIOCore) fastn's value types: stream protocols and headers, JSON, peer
@@ -29,6 +30,7 @@ let package = Package(
     products: [
         .executable(name: "peerpool", targets: ["peerpool"]),
         .executable(name: "peerpool-bench", targets: ["PeerpoolBenchmarks"]),
+        .library(name: "PeerpoolErrors", targets: ["PeerpoolErrors"]),
         .library(name: "PeerpoolIdentity", targets: ["PeerpoolIdentity"]),
         .library(name: "PeerpoolDiscovery", targets: ["PeerpoolDiscovery"]),
         .library(name: "PeerpoolProtocol", targets: ["PeerpoolProtocol"]),
@@ -63,9 +65,13 @@ let package = Package(
         .systemLibrary(name: "CZMQ", providers: [.apt(["libzmq3-dev"])]),
         // pidfd_open and prctl(PR_SET_PDEATHSIG): a variadic syscall and a variadic prctl.
         .systemLibrary(name: "CLinuxProcess"),
+        // The one shape of every error: a snake_case code scoped to its type, a message, a source
+        // location; equality on the code. No dependencies, so every layer can use it.
+        .target(name: "PeerpoolErrors"),
         .target(
             name: "PeerpoolWire",
             dependencies: [
+                "PeerpoolErrors",
                 "CZMQ",
                 "PeerpoolProtocol",
                 "PeerpoolIdentity",
@@ -75,6 +81,7 @@ let package = Package(
         .target(
             name: "PeerpoolIdentity",
             dependencies: [
+                "PeerpoolErrors",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
@@ -86,6 +93,7 @@ let package = Package(
         .target(
             name: "PeerpoolDiscovery",
             dependencies: [
+                "PeerpoolErrors",
                 "PeerpoolIdentity",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -100,6 +108,7 @@ let package = Package(
         .target(
             name: "PeerpoolProtocol",
             dependencies: [
+                "PeerpoolErrors",
                 "PeerpoolIdentity",
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
@@ -107,6 +116,7 @@ let package = Package(
         .target(
             name: "PeerpoolQUIC",
             dependencies: [
+                "PeerpoolErrors",
                 "CNGTCP2",
                 "PeerpoolIdentity",
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -118,6 +128,7 @@ let package = Package(
         .target(
             name: "PeerpoolPool",
             dependencies: [
+                "PeerpoolErrors",
                 "PeerpoolProtocol",
                 "PeerpoolQUIC",
                 "PeerpoolDiscovery",
@@ -133,6 +144,7 @@ let package = Package(
         .target(
             name: "PeerpoolClient",
             dependencies: [
+                "PeerpoolErrors",
                 "CZMQ",
                 "PeerpoolWire",
                 "PeerpoolProtocol",
@@ -142,11 +154,12 @@ let package = Package(
             ]
         ),
         // Spawning and watching child processes, and a child's side of its parent's death.
-        .target(name: "PeerpoolProcess", dependencies: ["CLinuxProcess"]),
+        .target(name: "PeerpoolProcess", dependencies: ["PeerpoolErrors", "CLinuxProcess"]),
         // One worker process: its pool, serving what the supervisor routes to its shard.
         .target(
             name: "PeerpoolWorker",
             dependencies: [
+                "PeerpoolErrors",
                 "CZMQ",
                 "PeerpoolWire",
                 "PeerpoolPool",
@@ -161,6 +174,7 @@ let package = Package(
         .target(
             name: "PeerpoolSupervisor",
             dependencies: [
+                "PeerpoolErrors",
                 // WorkerSettings: what the supervisor writes to each worker's standard input.
                 "PeerpoolWorker",
                 "PeerpoolClient",
@@ -182,6 +196,7 @@ let package = Package(
         .target(
             name: "PeerpoolCommandSupport",
             dependencies: [
+                "PeerpoolErrors",
                 "PeerpoolQUIC", "PeerpoolIdentity",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -229,6 +244,7 @@ let package = Package(
         // Helpers both PeerpoolQUICTests and PeerpoolPoolTests use: child processes (the peerpool
         // executable, the Python interop peers), line reading, PEM files, bounded waits.
         .target(name: "PeerpoolTestSupport", dependencies: ["PeerpoolIdentity"], path: "Tests/PeerpoolTestSupport"),
+        .testTarget(name: "PeerpoolErrorsTests", dependencies: ["PeerpoolErrors"]),
         .testTarget(name: "PeerpoolIdentityTests", dependencies: ["PeerpoolIdentity"]),
         .testTarget(
             name: "PeerpoolDiscoveryTests",
