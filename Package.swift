@@ -52,6 +52,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // ngtcp2 0.12 + its GnuTLS crypto helper + GnuTLS. The shim holds only what Swift cannot
@@ -174,6 +175,8 @@ let package = Package(
         .target(
             name: "PeerpoolSupervisor",
             dependencies: [
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 "PeerpoolErrors",
                 // WorkerSettings: what the supervisor writes to each worker's standard input.
                 "PeerpoolWorker",
@@ -278,10 +281,12 @@ let package = Package(
         .testTarget(
             name: "PeerpoolSupervisorTests",
             dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 "PeerpoolSupervisor", "PeerpoolWire", "PeerpoolPool", "PeerpoolQUIC", "PeerpoolIdentity",
                 "PeerpoolTestSupport", "CZMQ",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

@@ -25,6 +25,8 @@ public struct CommandError: PeerpoolError {
 }
 
 extension ErrorCode where Domain == CommandError {
+    /// A socket the command was asked to serve on could not be bound (in use, not an address here).
+    public static let bindFailed = Self("bind_failed")
     /// A program the benchmark runs is not installed.
     public static let missingTool = Self("missing_tool")
     /// posix_spawn, pipe or a file operation failed.
