@@ -34,6 +34,9 @@ public struct QUICError: Error, CustomStringConvertible, Equatable, Sendable {
         /// The endpoint's socket cannot send to the address (wrong family, broadcast, multicast,
         /// no route); the message names the address and the kernel's answer.
         public static let addressUnreachable = Code("address_unreachable")
+        /// A connect asked for a relay path and the endpoint has no relay attached
+        /// (`QUICEndpoint.attachRelay(_:)`).
+        public static let noRelayPath = Code("no_relay_path")
         /// The endpoint is closed.
         public static let endpointClosed = Code("endpoint_closed")
         /// A connection or stream limit was reached.
