@@ -11,9 +11,10 @@ import PeerpoolIdentity
 /// impersonate a peer.
 public protocol QUICRelayPath: AnyObject, Sendable {
     /// Sends `datagrams` to `peer`: one datagram when `segmentSize` is nil, else a batch of
-    /// `segmentSize`-byte datagrams (the last one may be shorter), as UDP GSO would. `ecn` is
-    /// the ECN codepoint (0: not ECN-capable). Called on the endpoint's event loop; must not
-    /// block, and drops what it cannot carry, like UDP.
+    /// `segmentSize`-byte datagrams (the last one may be shorter), as UDP GSO would; at most
+    /// 65,000 bytes either way, and never more than `QUICConfiguration.maxUDPPayloadSize` per
+    /// datagram. `ecn` is the ECN codepoint (0: not ECN-capable). Called on the endpoint's event
+    /// loop; must not block, and drops what it cannot carry, like UDP.
     func send(_ datagrams: ByteBuffer, segmentSize: Int?, ecn: UInt8, to peer: ID52)
 
     /// Installs the function that takes datagrams from peers: the relay-claimed source, the

@@ -203,6 +203,23 @@ struct RelayPathTests {
         #expect(await client.connectionCount == 0)
     }
 
+    @Test func relayDeliveringGarbage_orImpossibleSegmentSizes_harmsNoConnection() async throws {
+        let pair = try await RelayedPair()
+        defer { pair.close() }
+        let (connection, serverSide) = try await pair.connectAToB()
+        let echo = Task { await echoStreams(of: serverSide) }
+        defer { echo.cancel() }
+
+        let garbage = patternBuffer(offset: 7, count: 3000)
+        let stranger = SecretKey.generate().id52
+        for segmentSize in [nil, 0, -1, 1, 65_536, Int.max] as [Int?] {
+            pair.relay.inject(garbage, segmentSize: segmentSize, from: pair.aKey.id52, to: pair.bKey.id52)
+            pair.relay.inject(garbage, segmentSize: segmentSize, from: stranger, to: pair.bKey.id52)
+        }
+        try await roundTrip(connection, "after the garbage")
+        #expect(await pair.b.connectionCount == 1)
+    }
+
     @Test func attachRelay_twice_failsLimitReached() async throws {
         let pair = try await RelayedPair()
         defer { pair.close() }

@@ -60,6 +60,13 @@ final class InProcessRelay: Sendable {
 
     var counters: Counters { state.withLock { $0.counters } }
 
+    /// Hands `target`'s client exactly these bytes as if `source` sent them: what a broken or
+    /// hostile relay might deliver.
+    func inject(_ data: ByteBuffer, segmentSize: Int?, from source: ID52, to target: ID52) {
+        guard let client = state.withLock({ $0.clients[target] }) else { return }
+        loop.execute { client.deliver(from: source, data, segmentSize: segmentSize) }
+    }
+
     fileprivate func forward(_ data: ByteBuffer, segmentSize: Int?, from sender: ID52, to target: ID52) {
         let delivery: (InProcessRelayClient, ID52, ByteBuffer, Int?)? = state.withLock { state in
             if segmentSize == nil { state.counters.datagrams += 1 } else { state.counters.batches += 1 }
