@@ -46,6 +46,9 @@ extension ErrorCode where Domain == QUICError {
     /// The endpoint's socket cannot send to the address (wrong family, broadcast, multicast,
     /// no route); the message names the address and the kernel's answer.
     public static let addressUnreachable = Self("address_unreachable")
+    /// A connect asked for a relay path and the endpoint has no relay attached
+    /// (`QUICEndpoint.attachRelay(_:)`).
+    public static let noRelayPath = Self("no_relay_path")
     /// The endpoint is closed.
     public static let endpointClosed = Self("endpoint_closed")
     /// A connection or stream limit was reached.
