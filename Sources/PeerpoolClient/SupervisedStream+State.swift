@@ -53,6 +53,12 @@ final class SupervisedStreamState: @unchecked Sendable {
         self.sendCredit = sendWindow
     }
 
+    /// What the supervisor may still send: the window less what is queued and not credited.
+    var receiveWindowLeft: Int {
+        assertOnReactor()
+        return receiveWindow - queuedBytes - uncredited
+    }
+
     /// Both directions ended: the supervisor has forgotten the stream's id.
     var isOver: Bool { !inbound.isOpen && !outbound.isOpen }
 

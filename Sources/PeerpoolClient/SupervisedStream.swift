@@ -60,6 +60,16 @@ public final class SupervisedStream: Sendable {
         }
     }
 
+    /// How many more bytes the supervisor may send before this stream's receive window is full
+    /// (queued unread bytes and read ones not yet credited back count against it): 0 once a
+    /// reader that stopped reading has stalled the stream. For tests that wait for that.
+    func receiveWindowLeft() async throws -> Int {
+        let state = state
+        return try await client.performUncancellable { continuation in
+            continuation.resume(returning: state.receiveWindowLeft)
+        }
+    }
+
     /// Everything until the peer finishes, at most `limit` bytes; beyond that the stream is
     /// reset (code 0) and this throws `too_much_data`.
     public func readToEnd(limit: Int) async throws -> ByteBuffer {

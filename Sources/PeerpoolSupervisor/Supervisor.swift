@@ -19,8 +19,10 @@ public final class Supervisor: Service, Sendable {
     public let runtimeDirectory: RuntimeDirectory
     /// Prometheus metrics of every shard; `metricsText()` renders them fresh.
     public let metrics: SupervisorMetrics
-    private let core: SupervisorCore
+    /// The socket layer and routing, usable only on the reactor's thread (checked).
+    private let core: ReactorBound<SupervisorCore>
     private let reactor: ZMQReactor
+    private let shardMap: ShardMap
     private let context: ZMQContext
     private let lockDescriptor: Int32
     private let started = Mutex(false)
@@ -39,9 +41,13 @@ public final class Supervisor: Service, Sendable {
         reactor = try ZMQReactor(name: "peerpool-supervisor")
         context = try ZMQContext(ioThreads: 1)
         metrics = SupervisorMetrics(workers: configuration.workers)
-        core = SupervisorCore(
-            configuration: configuration, identities: identities, workerCommand: command,
-            reactor: reactor, context: context, logger: logger
+        shardMap = ShardMap(workerCount: configuration.workers)
+        core = ReactorBound(
+            SupervisorCore(
+                configuration: configuration, identities: identities, workerCommand: command,
+                reactor: reactor, context: context, metrics: metrics, logger: logger
+            ),
+            reactor: reactor
         )
     }
 
@@ -85,7 +91,7 @@ public final class Supervisor: Service, Sendable {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
             reactor.start {
                 do {
-                    try core.start()
+                    try core.value.start()
                     continuation.resume()
                 } catch {
                     continuation.resume(throwing: error)
@@ -101,7 +107,7 @@ public final class Supervisor: Service, Sendable {
     public func shutdown() async {
         let core = self.core
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let queued = reactor.execute {
+            let queued = core.execute { core in
                 core.stoppedHandlers.append { continuation.resume() }
                 core.beginShutdown()
             }
@@ -118,10 +124,10 @@ public final class Supervisor: Service, Sendable {
             await withTaskCancellationHandler {
                 await waitUntilStopped()
             } onCancel: {
-                self.reactor.execute { self.core.beginShutdown() }
+                self.core.execute { $0.beginShutdown() }
             }
         } onGracefulShutdown: {
-            self.reactor.execute { self.core.beginShutdown() }
+            self.core.execute { $0.beginShutdown() }
         }
         reactor.stop()
         await reactor.stopped()
@@ -131,7 +137,7 @@ public final class Supervisor: Service, Sendable {
     private func waitUntilStopped() async {
         let core = self.core
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let queued = reactor.execute { core.stoppedHandlers.append { continuation.resume() } }
+            let queued = core.execute { $0.stoppedHandlers.append { continuation.resume() } }
             if !queued { continuation.resume() }
         }
     }
@@ -144,15 +150,13 @@ public final class Supervisor: Service, Sendable {
     /// The same figures as the STATUS request. Throws `stopped` once the supervisor has shut
     /// down (its routing thread is gone), instead of waiting forever.
     public func status() async throws(SupervisorError) -> SupervisorStatus {
-        let core = self.core
-        do { return try await reactor.run { core.status() } } catch { throw Self.stoppedError() }
+        do { return try await core.run { $0.status() } } catch { throw Self.stoppedError() }
     }
 
     /// Process ids of the current workers by shard (nil while a shard has none): for tests and
     /// the demo, which kill workers on purpose. Throws `stopped` after shutdown.
     public func workerPIDs() async throws(SupervisorError) -> [Int32?] {
-        let core = self.core
-        do { return try await reactor.run { core.shards.map { $0.process?.pid } } } catch { throw Self.stoppedError() }
+        do { return try await core.run { $0.workers.map { $0?.process.pid } } } catch { throw Self.stoppedError() }
     }
 
     private static func stoppedError() -> SupervisorError {
@@ -160,5 +164,5 @@ public final class Supervisor: Service, Sendable {
     }
 
     /// The shard that owns `peer`.
-    public func shard(for peer: ID52) -> Int { core.shardMap.worker(for: peer) }
+    public func shard(for peer: ID52) -> Int { shardMap.worker(for: peer) }
 }

@@ -15,13 +15,13 @@ extension SupervisorCore {
         }
         return SupervisorStatus(
             version: Int(WireVersion.current), pid: getpid(), uptimeSeconds: seconds(now - startedAt),
-            clients: clients.count, streams: routes.count, requests: opens.count,
-            workers: shards.map { shard in
+            clients: clients.count, streams: routing.streams.count, requests: routing.opens.count,
+            workers: routing.workers.map { worker in
                 SupervisorStatus.WorkerStatus(
-                    index: shard.index, pid: shard.process?.pid, state: shard.state.name,
-                    uptimeSeconds: shard.process == nil ? nil : shard.spawnedAt.map { seconds(now - $0) },
-                    restarts: shard.restarts, connections: shard.heartbeat.connections,
-                    streams: shard.heartbeat.streams, requests: shard.heartbeat.requests
+                    index: worker.index, pid: worker.pid, state: worker.state.name,
+                    uptimeSeconds: worker.pid == nil ? nil : worker.spawnedAt.map { seconds(now - $0) },
+                    restarts: worker.restarts, connections: worker.heartbeat.connections,
+                    streams: worker.heartbeat.streams, requests: worker.heartbeat.requests
                 )
             },
             clientsOverrun: overrunCount

@@ -170,7 +170,7 @@ public final class Worker: Service, Sendable {
             do { try await Task.sleep(for: interval) } catch { return }
             // Through the pool's actor on purpose: if it is stuck, so are the heartbeats.
             let connections = await pool.connectionCount
-            core.reactor.execute { core.sendHeartbeat(connections: connections) }
+            core.enqueue { core.sendHeartbeat(connections: connections) }
         }
     }
 }

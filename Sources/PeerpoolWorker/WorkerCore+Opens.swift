@@ -83,10 +83,10 @@ extension WorkerCore {
             // Cancelled: whoever cancelled has answered already.
             guard !(error is CancellationError) else { return }
             let wire = Self.wireError(error, fallback: PoolError.Code.connectFailed.name)
-            reactor.execute { [self] in openFailed(pipe, wire) }
+            enqueue { [self] in openFailed(pipe, wire) }
             return
         }
-        reactor.execute { [self] in opened(pipe, peer) }
+        enqueue { [self] in opened(pipe, peer) }
         await copyToClient(pipe, peer)
     }
 

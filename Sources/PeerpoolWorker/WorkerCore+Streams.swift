@@ -26,7 +26,7 @@ extension WorkerCore {
                     return reportFailure(pipe, error)
                 }
                 guard let chunk else {
-                    reactor.execute { [self] in peerFinished(pipe) }
+                    enqueue { [self] in peerFinished(pipe) }
                     return
                 }
                 if chunk.readableBytes == 0 { continue }
@@ -35,7 +35,7 @@ extension WorkerCore {
             guard let granted = await pipe.takeCredit(upTo: pending!.readableBytes) else { return }
             let part = pending!.readSlice(length: granted)!
             if pending!.readableBytes == 0 { pending = nil }
-            if pipe.post(part) { reactor.execute { [self] in flushToClient(pipe) } }
+            if pipe.post(part) { enqueue { [self] in flushToClient(pipe) } }
         }
     }
 
@@ -55,14 +55,14 @@ extension WorkerCore {
                 if uncredited >= batch || index == writes.buffers.count - 1 {
                     let bytes = uncredited
                     uncredited = 0
-                    reactor.execute { [self] in credited(pipe, bytes) }
+                    enqueue { [self] in credited(pipe, bytes) }
                 }
             }
             if writes.finish {
                 do { try await peer.finish() } catch {
                     return reportFailure(pipe, error)
                 }
-                reactor.execute { [self] in writeFinished(pipe) }
+                enqueue { [self] in writeFinished(pipe) }
                 return
             }
         }
@@ -72,7 +72,7 @@ extension WorkerCore {
         // Our own teardown cancels the loops; the stream is already forgotten then.
         guard !(error is CancellationError) else { return }
         let wire = Self.wireError(error, fallback: WireError.Code.streamReset.rawValue)
-        reactor.execute { [self] in
+        enqueue { [self] in
             guard streams[pipe.id]?.pipe === pipe else { return }
             abort(pipe.id, wire)
         }

@@ -9,12 +9,40 @@ import PeerpoolWire
 /// The worker's side of the backend socket: one DEALER on a `ZMQReactor` thread, and the table of
 /// pending opens and open streams it serves.
 ///
-/// Threading: every mutable property below is touched only on the reactor thread (in socket
-/// handlers and in closures handed over with `reactor.execute`), which is what makes the
-/// `@unchecked Sendable` sound; each method says which side calls it. Swift tasks (one per open
-/// request, which then becomes the stream's reader, and one writer per stream) talk to it only
-/// through `reactor.execute` and a stream's `WorkerStream`.
-final class WorkerCore: @unchecked Sendable {
+/// Threading: the mutable state lives in a `ReactorBound` box (`loop`), so touching it anywhere
+/// but on the reactor thread (socket handlers, timers, closures handed over with `enqueue` or
+/// `onReactor`, which hop through the box) traps instead of racing; everything else is
+/// immutable, which makes the class plainly `Sendable`. Each method says which side calls it.
+/// Swift tasks (one per open request, which then becomes the stream's reader, and one writer
+/// per stream) talk to it only through `enqueue`/`onReactor` and a stream's `WorkerStream`.
+final class WorkerCore: Sendable {
+    /// What only the reactor thread touches.
+    struct ReactorState {
+        var socket: ZMQSocket?
+        /// The message DATA bodies are built in (`sendData`); empty between sends.
+        let dataMessage = OutgoingMessage()
+        var opens: [UInt64: PendingOpen] = [:]
+        var streams: [UInt64: Entry] = [:]
+        var shuttingDown = false
+        /// Told when `opens` and `streams` are both empty during shutdown.
+        var idle: AsyncStream<Void>.Continuation?
+    }
+
+    /// A `zmq_msg_t` of our own. Owned: `zmq_msg_close` + deallocate in deinit.
+    final class OutgoingMessage {
+        let pointer: UnsafeMutablePointer<zmq_msg_t>
+
+        init() {
+            pointer = .allocate(capacity: 1)
+            zmq_msg_init(pointer)
+        }
+
+        deinit {
+            zmq_msg_close(pointer)
+            pointer.deallocate()
+        }
+    }
+
     /// An OPEN waiting for the pool.
     struct PendingOpen {
         let stream: WorkerStream
@@ -64,16 +92,30 @@ final class WorkerCore: @unchecked Sendable {
     /// Where SHUTDOWN's grace goes (to `Worker.run`).
     private let stopRequests: AsyncStream<Duration>.Continuation
 
-    // Reactor-thread state.
-    private(set) var socket: ZMQSocket?
-    /// The message DATA bodies are built in (`sendData`); empty between sends. Owned:
-    /// `zmq_msg_close` + deallocate in deinit.
-    let dataMessage: UnsafeMutablePointer<zmq_msg_t>
-    var opens: [UInt64: PendingOpen] = [:]
-    var streams: [UInt64: Entry] = [:]
-    private(set) var shuttingDown = false
-    /// Told when `opens` and `streams` are both empty during shutdown.
-    private var idle: AsyncStream<Void>.Continuation?
+    /// The reactor-thread state, checked on every access; the properties below forward to it.
+    let loop: ReactorBound<ReactorState>
+
+    private(set) var socket: ZMQSocket? {
+        get { loop.value.socket }
+        _modify { yield &loop.value.socket }
+    }
+    var dataMessage: UnsafeMutablePointer<zmq_msg_t> { loop.value.dataMessage.pointer }
+    var opens: [UInt64: PendingOpen] {
+        get { loop.value.opens }
+        _modify { yield &loop.value.opens }
+    }
+    var streams: [UInt64: Entry] {
+        get { loop.value.streams }
+        _modify { yield &loop.value.streams }
+    }
+    private(set) var shuttingDown: Bool {
+        get { loop.value.shuttingDown }
+        _modify { yield &loop.value.shuttingDown }
+    }
+    private var idle: AsyncStream<Void>.Continuation? {
+        get { loop.value.idle }
+        _modify { yield &loop.value.idle }
+    }
 
     init(
         settings: WorkerSettings, pool: PeerPool, context: ZMQContext, logger: Logger,
@@ -85,14 +127,9 @@ final class WorkerCore: @unchecked Sendable {
         self.logger = logger
         self.stopRequests = stopRequests
         self.executor = pool.endpoint.taskExecutor
-        self.reactor = try ZMQReactor(name: "peerpool-worker-\(settings.index)")
-        dataMessage = .allocate(capacity: 1)
-        zmq_msg_init(dataMessage)
-    }
-
-    deinit {
-        zmq_msg_close(dataMessage)
-        dataMessage.deallocate()
+        let reactor = try ZMQReactor(name: "peerpool-worker-\(settings.index)")
+        self.reactor = reactor
+        self.loop = ReactorBound(ReactorState(), reactor: reactor)
     }
 
     // MARK: Lifecycle (Swift side)
@@ -115,7 +152,13 @@ final class WorkerCore: @unchecked Sendable {
     /// Runs `body` on the reactor thread and waits for it; throws `ZMQReactorStopped` (instead
     /// of waiting forever) when the reactor has stopped.
     func onReactor<T: Sendable>(_ body: @escaping @Sendable () -> T) async throws(ZMQReactorStopped) -> T {
-        try await reactor.run(body)
+        try await loop.run { _ in body() }
+    }
+
+    /// Queues `work` on the reactor thread and returns at once (dropped once the reactor has
+    /// stopped: the streams it would serve are gone). The hop the copy loops use.
+    func enqueue(_ work: @escaping @Sendable () -> Void) {
+        loop.execute { _ in work() }
     }
 
     /// Stops the reactor (closing the socket after its linger, then terminating the context) and

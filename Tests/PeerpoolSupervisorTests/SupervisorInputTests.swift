@@ -5,6 +5,7 @@ import PeerpoolPool
 import PeerpoolSupervisor
 import PeerpoolTestSupport
 import PeerpoolWire
+@testable import PeerpoolClient
 import Testing
 
 #if canImport(Glibc)
@@ -327,8 +328,12 @@ struct SupervisorInputTests {
                     count += chunk.readableBytes
                 }
             }
-            // Both readers pause; then one reads 8 MiB while the other waits; then the other.
-            try await Task.sleep(for: .seconds(3))
+            // Both readers pause until the supervisor has filled both windows (each stream is
+            // stalled on credit); then one reads 8 MiB while the other waits; then the other.
+            try await SupervisorFixture.waitUntil("both streams' receive windows to fill") {
+                let (left, right) = (try await first.receiveWindowLeft(), try await second.receiveWindowLeft())
+                return left == 0 && right == 0
+            }
             for (name, stream) in [("first", first), ("second", second)] {
                 let count = try await within(.seconds(25), "8 MiB on the \(name) stream") { () async throws -> Int in
                     var count = 0

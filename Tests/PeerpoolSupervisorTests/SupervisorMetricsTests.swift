@@ -97,4 +97,40 @@ struct SupervisorMetricsTests {
         directory.remove()
         await taken.kill()
     }
+
+    /// What passes through the supervisor is counted on the owning shard: opens, the echo's bytes
+    /// each way, an open's latency, and a failure by its code.
+    @Test func opensBytesLatencyAndFailures_areCountedOnTheOwningShard() async throws {
+        let keys = [SecretKey.generate()]
+        let listener = try await PeerListener(keys: keys)
+        let silent = try SilentPeer()
+        let serve = try await ServeProcess(workers: 2, arguments: ["--metrics", "127.0.0.1:0"])
+        let (client, _) = try await serve.connect()
+        do {
+            let url = try #require(serve.metricsURL)
+            let live = keys[0].id52
+            let liveShard = ShardMap(workerCount: 2).worker(for: live)
+            let stream = try await client.getStream(ProtocolHeader(.generic("echo")), to: listener.peer(live))
+            #expect(try await stream.echoLine("hello\n") == "hello\n")
+
+            let dead = SecretKey.generate().id52
+            let deadShard = ShardMap(workerCount: 2).worker(for: dead)
+            let failure = await outcome { _ = try await client.getStream(ProtocolHeader(.ping), to: silent.peer(dead), timeout: .milliseconds(300)) }
+            #expect(failure.code == "timeout", "\(failure)")
+
+            let body = try await Self.scrape(url).body
+            let opens = (0..<2).map { Self.value(body, #"peerpool_opens_total{shard="\#($0)"}"#) ?? 0 }
+            #expect(opens[liveShard] >= 1 && opens.reduce(0, +) == 2, "\(opens) \(body)")
+            #expect(Self.value(body, #"peerpool_data_bytes_total{shard="\#(liveShard)",direction="to_peer"}"#) == 6, "\(body)")
+            #expect(Self.value(body, #"peerpool_data_bytes_total{shard="\#(liveShard)",direction="from_peer"}"#) == 6, "\(body)")
+            #expect(Self.value(body, #"peerpool_open_duration_seconds_count{shard="\#(liveShard)"}"#) == 1, "\(body)")
+            #expect(Self.value(body, #"peerpool_open_failures_total{shard="\#(deadShard)",code="timeout"}"#) == 1, "\(body)")
+        } catch {
+            await client.close()
+            await serve.kill()
+            throw error
+        }
+        await client.close()
+        await serve.kill()
+    }
 }

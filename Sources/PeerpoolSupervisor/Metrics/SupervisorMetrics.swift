@@ -61,6 +61,16 @@ public final class SupervisorMetrics: Sendable {
         (toPeer ? shards[shard].bytesToPeer : shards[shard].bytesFromPeer).increment(by: Int64(count))
     }
 
+    /// Counts one of the routing's metric events.
+    func record(_ metric: SupervisorRoutingState.Metric) {
+        switch metric {
+        case .opening(let shard): opening(shard: shard)
+        case .opened(let shard, let latency): opened(shard: shard, latency: latency)
+        case .failed(let shard, let code): failed(shard: shard, code: code)
+        case .data(let shard, let toPeer, let bytes): data(shard: shard, toPeer: toPeer, count: bytes)
+        }
+    }
+
     /// Sets the gauges from a status snapshot.
     public func update(from status: SupervisorStatus) {
         clients.set(Double(status.clients))
