@@ -36,9 +36,7 @@ struct SupervisorMetricsTests {
     }
 
     @Test func scrape_showsEveryShard_andFollowsACrashAndRestart() async throws {
-        let serve = try await ServeProcess(workers: 2, arguments: ["--metrics", "127.0.0.1:0"])
-        let (client, pids) = try await serve.connect()
-        do {
+        try await ServeProcess.with(workers: 2, arguments: ["--metrics", "127.0.0.1:0"]) { serve, _, pids in
             let url = try #require(serve.metricsURL)
             let first = try await Self.scrape(url)
             #expect(first.status == 200)
@@ -57,13 +55,7 @@ struct SupervisorMetricsTests {
                 return restarted && running ? body : nil
             }
             #expect(Self.value(after, #"peerpool_worker_restarts_total{shard="1"}"#) == 0, "\(after)")
-        } catch {
-            await client.close()
-            await serve.kill()
-            throw error
         }
-        await client.close()
-        await serve.kill()
     }
 
     @Test func otherPathsAndMethods_areRefused_andTheServerServesOn() async throws {
@@ -104,9 +96,7 @@ struct SupervisorMetricsTests {
         let keys = [SecretKey.generate()]
         let listener = try await PeerListener(keys: keys)
         let silent = try SilentPeer()
-        let serve = try await ServeProcess(workers: 2, arguments: ["--metrics", "127.0.0.1:0"])
-        let (client, _) = try await serve.connect()
-        do {
+        try await ServeProcess.with(workers: 2, arguments: ["--metrics", "127.0.0.1:0"]) { serve, client, _ in
             let url = try #require(serve.metricsURL)
             let live = keys[0].id52
             let liveShard = ShardMap(workerCount: 2).worker(for: live)
@@ -125,12 +115,6 @@ struct SupervisorMetricsTests {
             #expect(Self.value(body, #"peerpool_data_bytes_total{shard="\#(liveShard)",direction="from_peer"}"#) == 6, "\(body)")
             #expect(Self.value(body, #"peerpool_open_duration_seconds_count{shard="\#(liveShard)"}"#) == 1, "\(body)")
             #expect(Self.value(body, #"peerpool_open_failures_total{shard="\#(deadShard)",code="timeout"}"#) == 1, "\(body)")
-        } catch {
-            await client.close()
-            await serve.kill()
-            throw error
         }
-        await client.close()
-        await serve.kill()
     }
 }

@@ -945,6 +945,27 @@ final class ServeProcess: Sendable {
         }
     }
 
+    /// Runs `body` with a started `peerpool serve` and a connected client (its workers all
+    /// running), and always closes the client and kills the supervisor afterwards, awaited.
+    static func with<T>(
+        workers: Int, yaml: String = "", arguments: [String] = [],
+        _ body: (ServeProcess, SupervisorClient, [Int32]) async throws -> T
+    ) async throws -> T {
+        let serve = try await ServeProcess(workers: workers, yaml: yaml, arguments: arguments)
+        let client: SupervisorClient, pids: [Int32]
+        do {
+            (client, pids) = try await serve.connect()
+        } catch {
+            await serve.kill()
+            throw error
+        }
+        let result: Result<T, any Error>
+        do { result = .success(try await body(serve, client, pids)) } catch { result = .failure(error) }
+        await client.close()
+        await serve.kill()
+        return try result.get()
+    }
+
     /// SIGKILL if still running, reap it, and remove the scratch directory.
     func kill() async {
         await child.kill()
