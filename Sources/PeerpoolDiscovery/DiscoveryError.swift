@@ -43,6 +43,10 @@ public struct DiscoveryError: Error, CustomStringConvertible, Equatable, Sendabl
         public static let relayRefused = Code("relay_refused")
         /// The relay did not finish the handshake or answer a ping in time.
         public static let relayTimeout = Code("relay_timeout")
+        /// The relay announced a restart (frame 12); the client reconnects when it said to.
+        public static let relayRestarting = Code("relay_restarting")
+        /// The relay client was stopped by its owner.
+        public static let relayStopped = Code("relay_stopped")
     }
 
     public let code: Code
