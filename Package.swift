@@ -228,7 +228,11 @@ let package = Package(
         ),
         // Helpers both PeerpoolQUICTests and PeerpoolPoolTests use: child processes (the peerpool
         // executable, the Python interop peers), line reading, PEM files, bounded waits.
-        .target(name: "PeerpoolTestSupport", dependencies: ["PeerpoolIdentity"], path: "Tests/PeerpoolTestSupport"),
+        // Scripts/: Python test servers any test target may start (iroh_relay.py: PythonTestRelay).
+        .target(
+            name: "PeerpoolTestSupport", dependencies: ["PeerpoolIdentity"], path: "Tests/PeerpoolTestSupport",
+            exclude: ["Scripts"]
+        ),
         .testTarget(name: "PeerpoolIdentityTests", dependencies: ["PeerpoolIdentity"]),
         .testTarget(
             name: "PeerpoolDiscoveryTests",
