@@ -6,6 +6,7 @@
 //   CLinuxProcess          the Linux process calls Swift cannot import (pidfd_open, prctl, pipe2)
 //   PeerpoolIdentity       ID52 names, ed25519 secret keys, self-signed certificates
 //   PeerpoolDiscovery      (Identity) iroh's discovery: z-base-32, BLAKE3, pkarr packets, DNS TXT lookups, relay frames
+//   PeerpoolRelay          (Identity, Discovery, NIO) iroh relay client: WebSocket to /relay, datagrams addressed by endpoint id
 //   PeerpoolProtocol       (Identity, NIOCore) fastn's value types: stream protocols and headers, JSON, peer
 //                          addresses, the StreamProvider/PeerByteStream protocols; no QUIC
 //   PeerpoolWire           (CZMQ, Protocol) the versioned ZeroMQ wire protocol: frames, codes, every message
@@ -31,6 +32,7 @@ let package = Package(
         .executable(name: "peerpool-bench", targets: ["PeerpoolBenchmarks"]),
         .library(name: "PeerpoolIdentity", targets: ["PeerpoolIdentity"]),
         .library(name: "PeerpoolDiscovery", targets: ["PeerpoolDiscovery"]),
+        .library(name: "PeerpoolRelay", targets: ["PeerpoolRelay"]),
         .library(name: "PeerpoolProtocol", targets: ["PeerpoolProtocol"]),
         .library(name: "PeerpoolQUIC", targets: ["PeerpoolQUIC"]),
         .library(name: "PeerpoolPool", targets: ["PeerpoolPool"]),
@@ -50,6 +52,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        // Already in the graph through async-http-client; named here for the relay client's https.
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.36.0"),
     ],
     targets: [
         // ngtcp2 0.12 + its GnuTLS crypto helper + GnuTLS. The shim holds only what Swift cannot
@@ -94,6 +98,22 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // The iroh relay client: one WebSocket to a relay's /relay, the challenge handshake,
+        // keep-alive and reconnects, and datagrams addressed by endpoint id. No QUIC.
+        .target(
+            name: "PeerpoolRelay",
+            dependencies: [
+                "PeerpoolIdentity",
+                "PeerpoolDiscovery",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // fastn's value types, without QUIC: what a client of a supervisor shares with the pool.
@@ -243,6 +263,16 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             exclude: ["Interop"]
+        ),
+        .testTarget(
+            name: "PeerpoolRelayTests",
+            dependencies: [
+                "PeerpoolRelay", "PeerpoolDiscovery", "PeerpoolIdentity", "PeerpoolTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "InMemoryLogging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
         ),
         .testTarget(name: "PeerpoolProtocolTests", dependencies: ["PeerpoolProtocol", "PeerpoolIdentity"]),
         .testTarget(name: "PeerpoolWireTests", dependencies: ["PeerpoolWire", "PeerpoolProtocol", "PeerpoolIdentity", "CZMQ"]),
