@@ -268,6 +268,7 @@ let package = Package(
             name: "PeerpoolRelayTests",
             dependencies: [
                 "PeerpoolRelay", "PeerpoolDiscovery", "PeerpoolIdentity", "PeerpoolTestSupport",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "InMemoryLogging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

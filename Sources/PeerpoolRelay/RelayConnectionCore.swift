@@ -267,6 +267,9 @@ final class RelayConnectionCore {
                         case .success(.notUpgraded):
                             bound.value.notUpgraded(generation: generation, channel: channel, RelayError(
                                 .relayUpgradeFailed, "\(url) did not switch GET /relay to a WebSocket: is it an iroh relay?"))
+                        case .failure(let error) where error is NIOSSLError || error is BoringSSLError:
+                            bound.value.notUpgraded(generation: generation, channel: channel, RelayError(
+                                .relayTLSFailed, "the TLS handshake with \(url) failed: \(error)", underlying: error))
                         case .failure(let error):
                             bound.value.notUpgraded(generation: generation, channel: channel, RelayError(
                                 .relayUpgradeFailed, "the WebSocket upgrade with \(url) failed: \(error)", underlying: error))

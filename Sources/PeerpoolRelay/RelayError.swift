@@ -14,6 +14,9 @@ public struct RelayError: Error, CustomStringConvertible, Equatable, Sendable {
         public static let invalidRelayURL = Code("invalid_relay_url")
         /// The TCP (or TLS) connection to the relay failed: wrong host or port, relay down.
         public static let relayUnreachable = Code("relay_unreachable")
+        /// The TLS handshake with an `https://` relay failed: an untrusted or expired
+        /// certificate, a name that does not match (``IrohRelayClient/Configuration/tls``).
+        public static let relayTLSFailed = Code("relay_tls_failed")
         /// The server answered `GET /relay` without switching to WebSocket: not an iroh relay,
         /// or a proxy in the way.
         public static let relayUpgradeFailed = Code("relay_upgrade_failed")

@@ -1,7 +1,9 @@
+import Foundation
 import InMemoryLogging
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import PeerpoolIdentity
 import PeerpoolRelay
 import PeerpoolTestSupport
@@ -71,6 +73,27 @@ import Testing
         await a.client.close()
         await b.client.close()
         #expect(a.recorder.events.last == .closed)
+    }
+
+    @Test func httpsRelay_connectsWhenItsCertificateIsTrusted_andFailsTLSOtherwise() async throws {
+        let directory = try makePrivateDirectory(prefix: "peerpool-relay-tls")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let relay = try await PythonTestRelay.start(arguments: ["--tls-dir", directory.path])
+        var configuration = IrohRelayClientTests.fastReconnect
+        configuration.tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(directory.appendingPathComponent("cert.pem").path))
+        let url = "https://localhost:\(relay.port)"
+        let a = try await endpoint(url, configuration: configuration)
+        let b = try await endpoint(url, configuration: configuration)
+        a.client.send(ByteBuffer(bytes: [4, 5, 6]), segmentSize: nil, to: b.id)
+        try await b.recorder.wait(until: "a datagram over TLS") { b.recorder.bytes(from: a.id) == [4, 5, 6] }
+
+        // With the system's trust roots the self-signed certificate is refused.
+        let untrusting = try await endpoint(url, connect: false)
+        await #expect(throws: RelayError(.relayTLSFailed, "")) { try await untrusting.client.waitUntilConnected(timeout: .seconds(3)) }
+        #expect(untrusting.recorder.failures.first?.code == .relayTLSFailed, "\(untrusting.recorder.failures)")
+        await untrusting.client.close()
+        await a.client.close()
+        await b.client.close()
     }
 
     @Test func v1OnlyRelay_connectsWithV1_andCarriesDatagrams() async throws {

@@ -2,7 +2,7 @@
 relay"), independent of the Swift client: plain HTTP/1.1 on 127.0.0.1, the WebSocket upgrade
 and framing by hand, Ed25519 from `cryptography`, BLAKE3's derive_key in pure Python.
 
-  iroh_relay.py [--port N] [--v1] [--refuse REASON] [--garbage-once] [--no-pong]
+  iroh_relay.py [--port N] [--v1] [--refuse REASON] [--garbage-once] [--no-pong] [--tls-dir DIR]
 
 GET /ping answers 200 (iroh's latency probe). GET /relay upgrades to a WebSocket with the
 subprotocol iroh-relay-v2 (or v1: the client's offer, or only v1 with --v1) and runs the
@@ -13,7 +13,9 @@ destination as 6 / 7 with the source's key; a destination not connected here get
 are answered (10). A second connection with the same key takes over; the older one is told
 status 1 (v2) or a health text (v1). --garbage-once sends an undecodable frame right after the
 first accepted handshake, to test that clients drop the connection and come back; --no-pong
-leaves pings unanswered, to test that clients give up on a silent relay.
+leaves pings unanswered, to test that clients give up on a silent relay. --tls-dir DIR serves
+HTTPS instead, with a self-signed certificate for localhost and 127.0.0.1 written to
+DIR/cert.pem (the client's trust root) and DIR/key.pem.
 
 Stdout, one line per event: "LISTENING <port>" first, then "ACCEPTED <hex key> <v1|v2>",
 "REFUSED <hex key>", "GONE <hex key>", "GARBAGE <hex key>". Stdin: "restarting <ms> <ms>"
@@ -23,14 +25,21 @@ relay killed mid-test can be started again on the same port.
 import argparse
 import asyncio
 import base64
+import datetime
 import hashlib
+import ipaddress
 import os
+import ssl
 import struct
 import sys
 import threading
 
 from cryptography.exceptions import InvalidSignature
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.x509.oid import NameOID
 
 CHALLENGE_CONTEXT = b"iroh-relay handshake v1 challenge signature"
 WEBSOCKET_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -189,7 +198,8 @@ class Relay:
     async def handle(self, reader, writer):
         try:
             await self.serve(reader, writer)
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError, ProtocolError, ValueError) as error:
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError, ProtocolError, ValueError,
+                ssl.SSLError) as error:
             print(f"LOG connection ended: {error!r}", file=sys.stderr, flush=True)
         finally:
             writer.close()
@@ -315,6 +325,29 @@ class Relay:
             client.socket.send(12, struct.pack(">II", reconnect_in, try_for))
 
 
+def tls_context(directory):
+    """A server context with a fresh self-signed P-256 certificate for localhost and 127.0.0.1."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number())
+                   .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+                   .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                               x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+                   .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+                   .sign(key, hashes.SHA256()))
+    cert_path, key_path = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+    with open(cert_path, "wb") as file:
+        file.write(certificate.public_bytes(serialization.Encoding.PEM))
+    with open(key_path, "wb") as file:
+        file.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                     serialization.NoEncryption()))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_path, key_path)
+    return context
+
+
 def read_commands(loop, relay, done):
     for line in sys.stdin:
         words = line.split()
@@ -330,9 +363,11 @@ async def main():
     parser.add_argument("--refuse")
     parser.add_argument("--garbage-once", action="store_true")
     parser.add_argument("--no-pong", action="store_true")
+    parser.add_argument("--tls-dir")
     options = parser.parse_args()
     relay = Relay(options)
-    server = await asyncio.start_server(relay.handle, "127.0.0.1", options.port, reuse_address=True)
+    context = tls_context(options.tls_dir) if options.tls_dir else None
+    server = await asyncio.start_server(relay.handle, "127.0.0.1", options.port, reuse_address=True, ssl=context)
     print(f"LISTENING {server.sockets[0].getsockname()[1]}", flush=True)
     done = asyncio.Event()
     threading.Thread(target=read_commands, args=(asyncio.get_running_loop(), relay, done), daemon=True).start()
