@@ -123,10 +123,10 @@ final class RelayConnectionCore {
             return dropped.add(count)
         }
         var lost = 0
-        for frame in frames {
-            if !enqueue(frame, on: channel) { lost += frame.readableBytes }
+        for frame in frames where !enqueue(frame.bytes, on: channel) {
+            lost += frame.datagrams
         }
-        if lost > 0 { dropped.add(RelayDatagramFrames.datagramCount(byteCount: lost, segmentSize: segmentSize)) }
+        if lost > 0 { dropped.add(lost) }
         channel.flush()
     }
 

@@ -10,6 +10,12 @@ enum RelayDatagramFrames {
     static let sendDatagramType: UInt8 = 4
     static let sendBatchType: UInt8 = 5
 
+    /// One encoded frame and how many datagrams it carries (what dropping it loses).
+    struct Frame {
+        let bytes: ByteBuffer
+        let datagrams: Int
+    }
+
     /// How many datagrams `byteCount` bytes hold (what a drop of them counts as).
     static func datagramCount(byteCount: Int, segmentSize: Int?) -> Int {
         guard let segmentSize, segmentSize > 0 else { return 1 }
@@ -20,17 +26,17 @@ enum RelayDatagramFrames {
     /// sent: nothing to send, a single datagram over the limit, a segment size of 0 or over 65535.
     static func frames(
         for datagrams: ByteBuffer, segmentSize: Int?, ecn: UInt8, destination: [UInt8], allocator: ByteBufferAllocator
-    ) -> [ByteBuffer]? {
+    ) -> [Frame]? {
         let total = datagrams.readableBytes
         guard total > 0, destination.count == 32 else { return nil }
         let ecn = ecn & 0b11
         guard let segmentSize, segmentSize < total else {
             guard total <= RelayFrame.maximumPayloadSize else { return nil }
-            return [frame(type: sendDatagramType, destination, ecn, segmentSize: nil, data: datagrams, allocator)]
+            return [Frame(bytes: frame(type: sendDatagramType, destination, ecn, segmentSize: nil, data: datagrams, allocator), datagrams: 1)]
         }
         guard segmentSize >= 1, segmentSize <= Int(UInt16.max) else { return nil }
         let perFrame = max(1, RelayFrame.maximumPayloadSize / segmentSize) * segmentSize
-        var frames: [ByteBuffer] = []
+        var frames: [Frame] = []
         frames.reserveCapacity((total + perFrame - 1) / perFrame)
         var offset = datagrams.readerIndex
         let end = datagrams.readerIndex + total
@@ -38,9 +44,10 @@ enum RelayDatagramFrames {
             let length = min(perFrame, end - offset)
             // Slicing a readable range of the caller's buffer cannot fail.
             let chunk = datagrams.getSlice(at: offset, length: length)!
-            frames.append(length <= segmentSize
+            let bytes = length <= segmentSize
                 ? frame(type: sendDatagramType, destination, ecn, segmentSize: nil, data: chunk, allocator)
-                : frame(type: sendBatchType, destination, ecn, segmentSize: UInt16(segmentSize), data: chunk, allocator))
+                : frame(type: sendBatchType, destination, ecn, segmentSize: UInt16(segmentSize), data: chunk, allocator)
+            frames.append(Frame(bytes: bytes, datagrams: datagramCount(byteCount: length, segmentSize: segmentSize)))
             offset += length
         }
         return frames

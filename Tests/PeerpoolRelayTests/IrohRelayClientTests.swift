@@ -96,6 +96,36 @@ import Testing
         await b.client.close()
     }
 
+    @Test func burstBeyondTheQueue_dropsAndCounts_andTheConnectionCarriesOn() async throws {
+        let relay = try await PythonTestRelay.start(arguments: ["--receive-buffer", "65536"])
+        var configuration = IrohRelayClientTests.fastReconnect
+        configuration.maximumQueuedBytes = 256 << 10
+        configuration.writeBufferWaterMark = .init(low: 32 << 10, high: 64 << 10)
+        let a = try await endpoint(relay.url, configuration: configuration)
+        let b = try await endpoint(relay.url)
+        // 200 frames of 46 × 1400 bytes (12.9 MB) to a relay that stopped reading: beyond the
+        // socket buffers and the 256 KiB queue, frames are dropped and counted.
+        try await relay.pauseReading()
+        let batch = ByteBuffer(bytes: bytes(46 * 1400, seed: 5))
+        let peer = b.id
+        try await a.client.eventLoop.submit {
+            for _ in 0..<200 { a.client.send(batch, segmentSize: 1400, to: peer) }
+        }.get()
+        let dropped = a.client.droppedDatagrams
+        #expect(dropped > 0 && dropped < 200 * 46 && dropped % 46 == 0, "dropped \(dropped)")
+        try relay.resumeReading()
+
+        a.client.send(ByteBuffer(bytes: [9, 9]), segmentSize: nil, to: b.id)
+        try await b.recorder.wait(until: "the datagram after the burst", within: .seconds(40)) {
+            b.recorder.datagrams.last?.bytes == [9, 9]
+        }
+        let batches = b.recorder.datagrams.dropLast()
+        #expect(batches.count <= 200 - dropped / 46 && batches.allSatisfy { $0.bytes == Array(batch.readableBytesView) })
+        #expect(a.recorder.failures.isEmpty)
+        await a.client.close()
+        await b.client.close()
+    }
+
     @Test func v1OnlyRelay_connectsWithV1_andCarriesDatagrams() async throws {
         let relay = try await PythonTestRelay.start(arguments: ["--v1"])
         let a = try await endpoint(relay.url)

@@ -10,8 +10,8 @@ import Testing
 @Suite struct RelayDatagramFramesTests {
     let destination = SecretKey.generate().id52.publicKeyBytes
 
-    func decoded(_ frames: [ByteBuffer]?) throws -> [RelayFrame] {
-        try #require(frames).map { try RelayFrame(decoding: Array($0.readableBytesView)) }
+    func decoded(_ frames: [RelayDatagramFrames.Frame]?) throws -> [RelayFrame] {
+        try #require(frames).map { try RelayFrame(decoding: Array($0.bytes.readableBytesView)) }
     }
 
     @Test func singleDatagram_isOneFrame4() throws {
@@ -27,6 +27,8 @@ import Testing
         let frames = try decoded(RelayDatagramFrames.frames(
             for: ByteBuffer(bytes: data), segmentSize: 1400, ecn: 0, destination: destination, allocator: .init()))
         #expect(frames.count == 3)
+        #expect(RelayDatagramFrames.frames(
+            for: ByteBuffer(bytes: data), segmentSize: 1400, ecn: 0, destination: destination, allocator: .init())?.map(\.datagrams) == [46, 46, 8])
         var joined: [UInt8] = []
         for frame in frames {
             guard case .sendDatagramBatch(let to, _, let size, let chunk) = frame else {

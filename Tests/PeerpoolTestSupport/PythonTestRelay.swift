@@ -23,7 +23,8 @@ public final class PythonTestRelay: Sendable {
     }
 
     /// Starts a relay on `port` (0: any free port) once it reported its port. `arguments`:
-    /// `--v1`, `--refuse REASON`, `--garbage-once`.
+    /// `--v1`, `--refuse REASON`, `--garbage-once`, `--no-pong`, `--tls-dir DIR`,
+    /// `--receive-buffer BYTES` (see the script's docstring).
     public static func start(port: Int = 0, arguments: [String] = [], within timeout: Duration = .seconds(30)) async throws -> PythonTestRelay {
         guard FileManager.default.isExecutableFile(atPath: PythonInterop.interpreter.path) else {
             throw TestSupportError("\(PythonInterop.interpreter.path) is missing: run `deploy/setup.sh --test` in \(PythonInterop.repositoryRoot.path)")
@@ -59,6 +60,20 @@ public final class PythonTestRelay: Sendable {
     /// Sends frame 12 (restarting) to every connected client.
     public func announceRestart(reconnectInMilliseconds: Int, tryForMilliseconds: Int) throws {
         try child.writeLine("restarting \(reconnectInMilliseconds) \(tryForMilliseconds)")
+    }
+
+    /// Stops reading from clients (returns once the relay says so): with `--receive-buffer`
+    /// their sockets fill and their writes back up.
+    public func pauseReading() async throws {
+        try child.writeLine("pause")
+        _ = try await child.awaitLine(within: .seconds(10), description: "PAUSED") { unread in
+            unread.firstIndex(of: "PAUSED").map { unread.remove(at: $0) }
+        }
+    }
+
+    /// Reads from clients again.
+    public func resumeReading() throws {
+        try child.writeLine("resume")
     }
 
     /// SIGKILL: every connection drops without a close; the port is free for a new relay.

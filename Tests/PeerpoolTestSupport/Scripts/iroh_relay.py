@@ -3,6 +3,7 @@ relay"), independent of the Swift client: plain HTTP/1.1 on 127.0.0.1, the WebSo
 and framing by hand, Ed25519 from `cryptography`, BLAKE3's derive_key in pure Python.
 
   iroh_relay.py [--port N] [--v1] [--refuse REASON] [--garbage-once] [--no-pong] [--tls-dir DIR]
+                [--receive-buffer BYTES]
 
 GET /ping answers 200 (iroh's latency probe). GET /relay upgrades to a WebSocket with the
 subprotocol iroh-relay-v2 (or v1: the client's offer, or only v1 with --v1) and runs the
@@ -15,11 +16,13 @@ status 1 (v2) or a health text (v1). --garbage-once sends an undecodable frame r
 first accepted handshake, to test that clients drop the connection and come back; --no-pong
 leaves pings unanswered, to test that clients give up on a silent relay. --tls-dir DIR serves
 HTTPS instead, with a self-signed certificate for localhost and 127.0.0.1 written to
-DIR/cert.pem (the client's trust root) and DIR/key.pem.
+DIR/cert.pem (the client's trust root) and DIR/key.pem. --receive-buffer caps each accepted
+socket's SO_RCVBUF, so that a relay told to pause pushes back on its clients quickly.
 
 Stdout, one line per event: "LISTENING <port>" first, then "ACCEPTED <hex key> <v1|v2>",
 "REFUSED <hex key>", "GONE <hex key>", "GARBAGE <hex key>". Stdin: "restarting <ms> <ms>"
-sends frame 12 to every client; EOF exits. The listening socket uses SO_REUSEADDR, so a
+sends frame 12 to every client; "pause" stops reading from clients ("PAUSED" once done),
+"resume" reads again ("RESUMED"); EOF exits. The listening socket uses SO_REUSEADDR, so a
 relay killed mid-test can be started again on the same port.
 """
 import argparse
@@ -29,6 +32,7 @@ import datetime
 import hashlib
 import ipaddress
 import os
+import socket
 import ssl
 import struct
 import sys
@@ -194,8 +198,12 @@ class Relay:
         self.options = options
         self.clients = {}
         self.garbage_sent = False
+        self.reading = asyncio.Event()
+        self.reading.set()
 
     async def handle(self, reader, writer):
+        if self.options.receive_buffer:
+            writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.options.receive_buffer)
         try:
             await self.serve(reader, writer)
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError, ProtocolError, ValueError,
@@ -278,6 +286,7 @@ class Relay:
     async def relay(self, client):
         while True:
             await client.socket.writer.drain()
+            await self.reading.wait()
             message = await client.socket.receive()
             if message is None:
                 return
@@ -320,6 +329,14 @@ class Relay:
             if client.key in other.sent_to or other.key in client.sent_to:
                 other.socket.send(8, client.key)
 
+    def pause(self):
+        self.reading.clear()
+        print("PAUSED", flush=True)
+
+    def resume(self):
+        self.reading.set()
+        print("RESUMED", flush=True)
+
     def restarting(self, reconnect_in, try_for):
         for client in self.clients.values():
             client.socket.send(12, struct.pack(">II", reconnect_in, try_for))
@@ -353,6 +370,10 @@ def read_commands(loop, relay, done):
         words = line.split()
         if len(words) == 3 and words[0] == "restarting":
             loop.call_soon_threadsafe(relay.restarting, int(words[1]), int(words[2]))
+        elif words == ["pause"]:
+            loop.call_soon_threadsafe(relay.pause)
+        elif words == ["resume"]:
+            loop.call_soon_threadsafe(relay.resume)
     loop.call_soon_threadsafe(done.set)
 
 
@@ -364,6 +385,7 @@ async def main():
     parser.add_argument("--garbage-once", action="store_true")
     parser.add_argument("--no-pong", action="store_true")
     parser.add_argument("--tls-dir")
+    parser.add_argument("--receive-buffer", type=int)
     options = parser.parse_args()
     relay = Relay(options)
     context = tls_context(options.tls_dir) if options.tls_dir else None
