@@ -123,8 +123,8 @@ final class RelayConnectionCore {
             return dropped.add(count)
         }
         var lost = 0
-        for frame in frames where !enqueue(frame.bytes, on: channel) {
-            lost += frame.datagrams
+        for frame in frames {
+            if !enqueue(frame.bytes, on: channel) { lost += frame.datagrams }
         }
         if lost > 0 { dropped.add(lost) }
         channel.flush()

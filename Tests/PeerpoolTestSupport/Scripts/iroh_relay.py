@@ -3,7 +3,7 @@ relay"), independent of the Swift client: plain HTTP/1.1 on 127.0.0.1, the WebSo
 and framing by hand, Ed25519 from `cryptography`, BLAKE3's derive_key in pure Python.
 
   iroh_relay.py [--port N] [--v1] [--refuse REASON] [--garbage-once] [--no-pong] [--tls-dir DIR]
-                [--receive-buffer BYTES]
+                [--receive-buffer BYTES] [--log-pings]
 
 GET /ping answers 200 (iroh's latency probe). GET /relay upgrades to a WebSocket with the
 subprotocol iroh-relay-v2 (or v1: the client's offer, or only v1 with --v1) and runs the
@@ -18,6 +18,7 @@ leaves pings unanswered, to test that clients give up on a silent relay. --tls-d
 HTTPS instead, with a self-signed certificate for localhost and 127.0.0.1 written to
 DIR/cert.pem (the client's trust root) and DIR/key.pem. --receive-buffer caps each accepted
 socket's SO_RCVBUF, so that a relay told to pause pushes back on its clients quickly.
+--log-pings prints "PING <hex key>" for each ping answered.
 
 Stdout, one line per event: "LISTENING <port>" first, then "ACCEPTED <hex key> <v1|v2>",
 "REFUSED <hex key>", "GONE <hex key>", "GARBAGE <hex key>". Stdin: "restarting <ms> <ms>"
@@ -305,6 +306,8 @@ class Relay:
                     raise ProtocolError("ping payload is not 8 bytes")
                 if not self.options.no_pong:
                     client.socket.send(10, payload)
+                    if self.options.log_pings:
+                        print(f"PING {client.key.hex()}", flush=True)
             elif frame_type == 10:
                 pass
             else:
@@ -386,6 +389,7 @@ async def main():
     parser.add_argument("--no-pong", action="store_true")
     parser.add_argument("--tls-dir")
     parser.add_argument("--receive-buffer", type=int)
+    parser.add_argument("--log-pings", action="store_true")
     options = parser.parse_args()
     relay = Relay(options)
     context = tls_context(options.tls_dir) if options.tls_dir else None
