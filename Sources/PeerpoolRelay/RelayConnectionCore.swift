@@ -163,6 +163,12 @@ final class RelayConnectionCore {
 
     func received(generation: Int, _ message: ByteBuffer) {
         guard generation == self.generation else { return }
+        // Datagrams, the bulk of the traffic, skip the state machine's array copies; it only
+        // has to know the connection is up, which it does.
+        if machine.isConnected, let (source, segmentSize, data) = RelayDatagramFrames.received(message) {
+            if let peer = endpoint(source) { receiver?(peer, data, segmentSize) }
+            return
+        }
         let wasConnected = machine.isConnected
         perform(machine.received(Array(message.readableBytesView), now: .now), wasConnected: wasConnected)
     }

@@ -5,7 +5,8 @@ import PeerpoolDiscovery
 /// one possibly shorter) into relay frames written straight into `ByteBuffer`s: frame 4 for a
 /// single datagram, frame 5 with the segment size for several, each frame carrying at most
 /// ``RelayFrame/maximumPayloadSize`` bytes of data, as iroh splits its own batches.
-/// ``RelayFrame`` encodes the same frames from arrays; this is the copy-once path for the data.
+/// ``RelayFrame`` encodes the same frames from arrays; this is the copy-once path for the data
+/// (and, for frames 6 and 7, the no-copy path back).
 enum RelayDatagramFrames {
     static let sendDatagramType: UInt8 = 4
     static let sendBatchType: UInt8 = 5
@@ -51,6 +52,20 @@ enum RelayDatagramFrames {
             offset += length
         }
         return frames
+    }
+
+    /// A received datagram (frame 6) or batch (frame 7) read in place: `data` is a slice of
+    /// `message`, not a copy. Nil for any other frame, including malformed or non-minimally
+    /// encoded ones: those go to ``RelayClientStateMachine``, which reports what is wrong.
+    static func received(_ message: ByteBuffer) -> (source: [UInt8], segmentSize: Int?, data: ByteBuffer)? {
+        var message = message
+        guard let type = message.readInteger(as: UInt8.self), type == 6 || type == 7,
+              let source = message.readBytes(length: 32),
+              let ecn = message.readInteger(as: UInt8.self), ecn <= 3
+        else { return nil }
+        guard type == 7 else { return (source, nil, message) }
+        guard let segmentSize = message.readInteger(as: UInt16.self), segmentSize > 0 else { return nil }
+        return (source, Int(segmentSize), message)
     }
 
     private static func frame(

@@ -56,6 +56,20 @@ import Testing
         #expect(frames == [.sendDatagram(destination: destination, ecn: 0, data: [1, 2, 3])])
     }
 
+    @Test func receivedFrames_areReadInPlace_andOthersLeftToTheStateMachine() throws {
+        let source = SecretKey.generate().id52.publicKeyBytes
+        let single = try RelayFrame.receivedDatagram(source: source, ecn: 1, data: [1, 2, 3]).encoded()
+        let parsed = try #require(RelayDatagramFrames.received(ByteBuffer(bytes: single)))
+        #expect(parsed.source == source && parsed.segmentSize == nil && Array(parsed.data.readableBytesView) == [1, 2, 3])
+        let batch = try RelayFrame.receivedDatagramBatch(source: source, ecn: 0, segmentSize: 2, data: [1, 2, 3, 4]).encoded()
+        let parsedBatch = try #require(RelayDatagramFrames.received(ByteBuffer(bytes: batch)))
+        #expect(parsedBatch.segmentSize == 2 && Array(parsedBatch.data.readableBytesView) == [1, 2, 3, 4])
+        // Cut off, a bad ECN, segment size 0, other types: not for the fast path.
+        for other in [Array(single.prefix(20)), [6] + source + [4], [7] + source + [0, 0, 0, 1], try RelayFrame.ping(Array(0..<8)).encoded()] {
+            #expect(RelayDatagramFrames.received(ByteBuffer(bytes: other)) == nil)
+        }
+    }
+
     @Test func unsendable_isRefused() {
         let big = ByteBuffer(bytes: [UInt8](repeating: 0, count: RelayFrame.maximumPayloadSize + 1))
         #expect(RelayDatagramFrames.frames(for: big, segmentSize: nil, ecn: 0, destination: destination, allocator: .init()) == nil)
