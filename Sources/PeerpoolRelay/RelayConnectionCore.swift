@@ -9,7 +9,7 @@ import Synchronization
 
 /// Everything mutable behind one ``IrohRelayClient``: the state machine, the current channel,
 /// the outgoing queue, timers and waiters. Confined to the client's event loop: the client
-/// reaches it only through `NIOLoopBound` (which traps off the loop), and every NIO callback it
+/// reaches it only through `NIOLoopBoundBox` (which traps off the loop), and every NIO callback it
 /// registers runs on that loop because the channel is bootstrapped on it.
 ///
 /// Connection attempts are numbered (`generation`): closing or reopening bumps the number, so a

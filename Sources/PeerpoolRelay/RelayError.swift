@@ -34,7 +34,7 @@ public struct RelayError: Error, CustomStringConvertible, Equatable, Sendable {
         public static let relayRestarting = Code("relay_restarting")
         /// ``IrohRelayClient/close()`` was called.
         public static let relayClosed = Code("relay_closed")
-        /// `GET /ping` failed or did not answer 2xx (``IrohRelayClient/probe(url:eventLoopGroup:timeout:)``).
+        /// `GET /ping` failed or did not answer 2xx (``IrohRelayClient/probe(url:timeout:)``).
         public static let relayProbeFailed = Code("relay_probe_failed")
     }
 

@@ -24,7 +24,7 @@ public final class PythonTestRelay: Sendable {
 
     /// Starts a relay on `port` (0: any free port) once it reported its port. `arguments`:
     /// `--v1`, `--refuse REASON`, `--garbage-once`, `--no-pong`, `--tls-dir DIR`,
-    /// `--receive-buffer BYTES` (see the script's docstring).
+    /// `--receive-buffer BYTES`, `--log-pings` (see the script's docstring).
     public static func start(port: Int = 0, arguments: [String] = [], within timeout: Duration = .seconds(30)) async throws -> PythonTestRelay {
         guard FileManager.default.isExecutableFile(atPath: PythonInterop.interpreter.path) else {
             throw TestSupportError("\(PythonInterop.interpreter.path) is missing: run `deploy/setup.sh --test` in \(PythonInterop.repositoryRoot.path)")
@@ -47,7 +47,7 @@ public final class PythonTestRelay: Sendable {
         }
     }
 
-    /// The rest of the next unread `<keyword> ...` line (ACCEPTED, REFUSED, GONE, GARBAGE),
+    /// The rest of the next unread `<keyword> ...` line (ACCEPTED, REFUSED, GONE, GARBAGE, PING),
     /// consumed; other lines stay unread. Throws, with the transcript, after `timeout`.
     public func value(of keyword: String, within timeout: Duration = .seconds(20)) async throws -> String {
         let prefix = keyword + " "
