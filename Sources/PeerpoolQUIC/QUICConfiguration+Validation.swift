@@ -30,6 +30,7 @@ extension QUICConfiguration {
         try check((1...1024).contains(maxPacketsPerBatch), "maxPacketsPerBatch", maxPacketsPerBatch, "1 to 1024")
         try check((1...1_000_000).contains(acceptBacklog), "acceptBacklog", acceptBacklog, "1 to 1,000,000")
         try check((1...10_000_000).contains(maxConnections), "maxConnections", maxConnections, "1 to 10,000,000")
+        try check((1...1_000_000).contains(maxRelayPeers), "maxRelayPeers", maxRelayPeers, "1 to 1,000,000")
         try check((4096...(1 << 30)).contains(socketBufferSize), "socketBufferSize", socketBufferSize, "4 KiB to 1 GiB")
     }
 }

@@ -64,6 +64,12 @@ public struct QUICConfiguration: Sendable {
     /// Connections (client and server, handshaking or not) one endpoint holds. Default: 65,536.
     public var maxConnections: Int = 65_536
 
+    /// Peers one endpoint reaches through its relay at a time: each holds a stand-in address
+    /// while any connection to it lives. Past this, the stand-in idle longest is forgotten; when
+    /// every one is in use, a relayed connect fails with `limit_reached` and datagrams from
+    /// further relayed peers are dropped. Default: 4,096.
+    public var maxRelayPeers: Int = 4096
+
     /// Streams the peer opened that wait for `acceptStream`. Bounded anyway by
     /// `maxConcurrentBidirectionalStreams`.
     var streamAcceptBacklog: Int { maxConcurrentBidirectionalStreams }

@@ -11,16 +11,24 @@ public final class QUICConnection: Sendable, Hashable, CustomStringConvertible {
     public let localID52: ID52
     /// The identity the peer proved.
     public let remoteID52: ID52
+    /// The peer's UDP address; on a relay path, the stand-in address the endpoint gave the peer
+    /// (reachable only through this endpoint's relay, never over UDP).
     public let remoteAddress: SocketAddress
+    /// How the connection reaches the peer: over UDP or through the endpoint's home relay.
+    /// Fixed for the connection's life.
+    public let path: QUICPath
 
-    init(core: QUICConnectionCore, localID52: ID52, remoteID52: ID52, remoteAddress: SocketAddress) {
+    init(core: QUICConnectionCore, localID52: ID52, remoteID52: ID52, remoteAddress: SocketAddress, path: QUICPath) {
         self.core = core
         self.localID52 = localID52
         self.remoteID52 = remoteID52
         self.remoteAddress = remoteAddress
+        self.path = path
     }
 
-    public var description: String { "QUICConnection(\(localID52) <-> \(remoteID52) at \(remoteAddress))" }
+    public var description: String {
+        "QUICConnection(\(localID52) <-> \(remoteID52) " + (path.isRelay ? "via relay)" : "at \(remoteAddress))")
+    }
 
     /// Opens a bidirectional stream. At the peer's concurrent-stream limit this waits for a
     /// slot instead of failing; cancelling the task withdraws the wait.

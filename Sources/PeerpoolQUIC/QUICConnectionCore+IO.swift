@@ -15,6 +15,9 @@ extension QUICConnectionCore {
             rv = pp_ngtcp2_conn_read_pkt(
                 conn, &path.pointee.path, &info, base.assumingMemoryBound(to: UInt8.self), datagram.count, monotonicNow())
         } else {
+            // A connection stays on its path: nothing from the socket reaches a relayed peer's
+            // connection, nothing from a relay a UDP peer's.
+            guard relayRoute == nil, !RelayStandIns.isStandIn(remote) else { return }
             // The peer's address changed (NAT rebinding); ngtcp2 validates the new path. Replies
             // still go to the address we know: peerpool does not follow migrations.
             let other = UnsafeMutablePointer<ngtcp2_path_storage>.allocate(capacity: 1)
@@ -63,7 +66,8 @@ extension QUICConnectionCore {
         if let conn, let keepAlive = configuration.keepAliveInterval {
             ngtcp2_conn_set_keep_alive_timeout(conn, keepAlive.nanoseconds)
         }
-        let handle = QUICConnection(core: self, localID52: localIdentity.id52, remoteID52: peerID52, remoteAddress: remoteAddress)
+        let handle = QUICConnection(
+            core: self, localID52: localIdentity.id52, remoteID52: peerID52, remoteAddress: remoteAddress, path: quicPath)
         logger[metadataKey: "peer.id52"] = "\(peerID52)"
         logger.debug("QUIC handshake complete", metadata: ["quic.role": "\(isServer ? "server" : "client")"])
         if isServer {
@@ -176,7 +180,8 @@ extension QUICConnectionCore {
     /// The caller flushes the channel.
     func writePackets() {
         guard let conn, closeReason == nil else { return }
-        guard endpoint.assumeIsolated({ $0.channelWritable }) else {
+        // A relay never pushes back (it drops, like UDP); only the socket can be full.
+        guard relayRoute != nil || endpoint.assumeIsolated({ $0.channelWritable }) else {
             endpoint.assumeIsolated { $0.waitForWritable(self) }
             return
         }
@@ -184,7 +189,8 @@ extension QUICConnectionCore {
         let pathMaxPayload = ngtcp2_conn_get_path_max_tx_udp_payload_size(conn)
         let quantum = ngtcp2_conn_get_send_quantum(conn)
         let maxPackets = max(1, min(configuration.maxPacketsPerBatch, 65_000 / maxPayload, quantum / maxPayload))
-        let offload = endpoint.assumeIsolated { $0.segmentationOffload }
+        // A relay carries batches whatever the kernel supports.
+        let offload = relayRoute != nil || endpoint.assumeIsolated { $0.segmentationOffload }
         var batch = endpoint.allocator.buffer(capacity: maxPackets * maxPayload)
         var packets = 0
         var segmentSize = 0
@@ -281,7 +287,7 @@ extension QUICConnectionCore {
             if written == ngtcp2_ssize(NGTCP2_ERR_STREAM_SHUT_WR) {
                 peerStoppedStream(stream)
             } else if probe.readableBytes > 0 {
-                endpoint.channel.write(AddressedEnvelope(remoteAddress: wireAddress, data: probe), promise: nil)
+                transmit(probe, segmentSize: nil)
             }
         }
     }
@@ -293,22 +299,32 @@ extension QUICConnectionCore {
         if ngtcp2_conn_get_handshake_completed(conn) != 0 { ngtcp2_conn_update_pkt_tx_time(conn, now) }
     }
 
-    /// Hands one batch of packets to the channel: one GSO write when the kernel can split it.
+    /// Hands one batch of packets to the path: one GSO write when the kernel (or the relay) can
+    /// split it.
     private func send(_ batch: inout ByteBuffer, segmentSize: Int, packets: Int, offload: Bool) {
         guard packets > 0, batch.readableBytes > 0 else { return }
-        let channel = endpoint.channel
         if packets == 1 || offload {
-            let metadata = packets > 1
-                ? AddressedEnvelope<ByteBuffer>.Metadata(ecnState: .transportNotCapable, packetInfo: nil, segmentSize: segmentSize)
-                : nil
-            channel.write(AddressedEnvelope(remoteAddress: wireAddress, data: batch, metadata: metadata), promise: nil)
+            transmit(batch, segmentSize: packets > 1 ? segmentSize : nil)
         } else {
             while batch.readableBytes > 0 {
-                let packet = batch.readSlice(length: min(segmentSize, batch.readableBytes))!
-                channel.write(AddressedEnvelope(remoteAddress: wireAddress, data: packet), promise: nil)
+                transmit(batch.readSlice(length: min(segmentSize, batch.readableBytes))!, segmentSize: nil)
             }
         }
         batch.clear()
+    }
+
+    /// Where every packet of this connection leaves: to the relay for a relayed peer, else to
+    /// the socket (unflushed: the caller flushes). A stand-in address never reaches the socket.
+    func transmit(_ packets: ByteBuffer, segmentSize: Int?) {
+        if let relayRoute {
+            relayRoute.path.send(packets, segmentSize: segmentSize, ecn: 0, to: relayRoute.peer)
+            return
+        }
+        assert(!RelayStandIns.isStandIn(wireAddress), "a UDP connection to a relay stand-in address")
+        let metadata = segmentSize.map {
+            AddressedEnvelope<ByteBuffer>.Metadata(ecnState: .transportNotCapable, packetInfo: nil, segmentSize: $0)
+        }
+        endpoint.channel.write(AddressedEnvelope(remoteAddress: wireAddress, data: packets, metadata: metadata), promise: nil)
     }
 
     // MARK: Ending
@@ -354,7 +370,8 @@ extension QUICConnectionCore {
                 }
             }
             if packet.readableBytes > 0 {
-                endpoint.channel.writeAndFlush(AddressedEnvelope(remoteAddress: wireAddress, data: packet), promise: nil)
+                transmit(packet, segmentSize: nil)
+                endpoint.channel.flush()
             }
         }
         timer?.cancel()

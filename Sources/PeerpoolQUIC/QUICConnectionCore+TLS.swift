@@ -88,6 +88,13 @@ extension QUICConnectionCore {
         } else if offered == nil {
             pendingFailure = .handshakeFailed("the client presented no ed25519 key")
             return -1
+        } else if let relayRoute, offered != relayRoute.peer {
+            // The relay names the sender; the handshake proves it. A relay that lies (or a
+            // peer it lets pretend) is refused, since replies would go to the claimed peer.
+            pendingFailure = .handshakeFailed(
+                "the relay delivered this connection as coming from \(relayRoute.peer), but the client proved the key of "
+                + "\(offered.map { "\($0)" } ?? "nobody"); refused")
+            return -1
         }
         peerID52 = offered
         return 0

@@ -40,9 +40,16 @@ actor QUICConnectionCore {
     nonisolated(unsafe) let vecs: UnsafeMutablePointer<ngtcp2_vec>
     static let vecCapacity = 16
 
+    /// The peer's UDP address, or its stand-in address when `relayRoute` is set.
     nonisolated let remoteAddress: SocketAddress
     /// `remoteAddress` as the socket needs it (IPv4-mapped on a dual-stack socket).
     nonisolated let wireAddress: SocketAddress
+    /// Set when the peer is reached through a relay: every packet goes there, none to the
+    /// socket. Fixed for the connection's life (no migration between a relay and UDP).
+    nonisolated let relayRoute: RelayRoute?
+
+    /// The path as callers see it.
+    nonisolated var quicPath: QUICPath { relayRoute == nil ? .udp(remoteAddress) : .relay }
 
     // Identities.
     /// The identity we present: chosen by the caller (client) or by SNI (server).
@@ -93,7 +100,8 @@ actor QUICConnectionCore {
 
     init(
         endpoint: QUICEndpointCore, eventLoop: any EventLoop, tls: TLSContext, configuration: QUICConfiguration,
-        isServer: Bool, remoteAddress: SocketAddress, localIdentity: TLSIdentity?, expectedPeer: ID52?, logger: Logger
+        isServer: Bool, remoteAddress: SocketAddress, relayRoute: RelayRoute?, localIdentity: TLSIdentity?,
+        expectedPeer: ID52?, logger: Logger
     ) {
         self.endpoint = endpoint
         self.eventLoop = eventLoop
@@ -102,6 +110,7 @@ actor QUICConnectionCore {
         self.isServer = isServer
         self.remoteAddress = remoteAddress
         self.wireAddress = endpoint.addressing.wire(remoteAddress)
+        self.relayRoute = relayRoute
         self.localIdentity = localIdentity
         self.expectedPeer = expectedPeer
         self.logger = logger
@@ -237,7 +246,7 @@ actor QUICConnectionCore {
                     continuation.resume(throwing: closeReason.error)
                 } else if phase == .established, let localIdentity, let peerID52 {
                     continuation.resume(returning: QUICConnection(
-                        core: self, localID52: localIdentity.id52, remoteID52: peerID52, remoteAddress: remoteAddress))
+                        core: self, localID52: localIdentity.id52, remoteID52: peerID52, remoteAddress: remoteAddress, path: quicPath))
                 } else {
                     handshakeWaiter = continuation
                 }

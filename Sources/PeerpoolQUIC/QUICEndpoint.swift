@@ -9,6 +9,9 @@ import PeerpoolIdentity
 /// its identities in SNI (`incomingConnections`). An endpoint with a single identity answers
 /// whatever the SNI says: the client checks the key it gets, and refuses a wrong one. Every connection on it runs on the socket's
 /// event loop; scale across cores with more endpoints (or worker processes).
+///
+/// With a relay attached (`attachRelay(_:)`) it also reaches peers by ID52 alone, through that
+/// relay, and answers peers that reach it there; those connections run on the same loop.
 public final class QUICEndpoint: Sendable {
     let core: QUICEndpointCore
     /// The address the socket is bound to (with the real port when bound to port 0).
@@ -112,7 +115,32 @@ public final class QUICEndpoint: Sendable {
     /// Fails with `.wrongPeerKey` naming both keys when another key answers, `.handshakeTimeout`
     /// after `QUICConfiguration.handshakeTimeout`.
     public func connect(to peer: ID52, at address: SocketAddress, as identity: ID52? = nil) async throws -> QUICConnection {
-        try await core.connect(to: peer, at: address, as: identity)
+        try await core.connect(to: peer, via: .udp(address), as: identity)
+    }
+
+    /// Connects to `peer` over `path`: `.udp(address)` is `connect(to:at:as:)`; `.relay` dials
+    /// through the home relay (`attachRelay(_:)`) by ID52 alone, and fails with `no_relay_path`
+    /// when none is attached. The handshake is the same either way: the peer must prove `peer`'s
+    /// key. The connection stays on its path; it never moves between the relay and UDP.
+    public func connect(to peer: ID52, via path: QUICPath, as identity: ID52? = nil) async throws -> QUICConnection {
+        try await core.connect(to: peer, via: path, as: identity)
+    }
+
+    /// Makes `path` (an iroh relay client connected to this endpoint's home relay) carry QUIC
+    /// for this endpoint: `connect(to:via: .relay)` dials through it, and peers that reach us
+    /// through it are accepted like UDP peers (with `acceptIncoming`). Each relayed peer gets a
+    /// stand-in IPv6 address in `fd70:6565:7270::/48` for as long as connections to it live
+    /// (at most `QUICConfiguration.maxRelayPeers` at once); such addresses never reach the
+    /// socket. A connection that arrives through the relay must prove the key of the peer the
+    /// relay named as its source, or it is refused during the handshake.
+    ///
+    /// The endpoint calls `path.send` on its event loop and installs a receiver that hops onto
+    /// that loop; it holds `path` until it closes, then installs a receiver that drops
+    /// everything. An endpoint carries one relay for now: a second call fails with
+    /// `limit_reached`.
+    public func attachRelay(_ path: any QUICRelayPath) async throws {
+        let core = self.core
+        try await core.eventLoop.submit { try core.assumeIsolated { try $0.attachRelay(path) } }.get()
     }
 
     /// Closes every connection with `code` and then the socket.

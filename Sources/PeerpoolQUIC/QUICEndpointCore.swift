@@ -7,7 +7,9 @@ import PeerpoolIdentity
 /// new server connections for Initial packets nobody knows yet.
 ///
 /// Runs on the socket channel's event loop, like every connection on it, so all of them share
-/// one serial executor and call each other with `assumeIsolated`.
+/// one serial executor and call each other with `assumeIsolated`. Datagrams from the home relay
+/// (`attachRelay`) arrive on the relay's thread, wait in a `RelayInbox` and are handled on this
+/// loop too, from the peer's stand-in address (`RelayStandIns`), exactly like UDP datagrams.
 actor QUICEndpointCore {
     nonisolated let eventLoop: any EventLoop
     nonisolated var unownedExecutor: UnownedSerialExecutor { eventLoop.executor.asUnownedSerialExecutor() }
@@ -34,6 +36,12 @@ actor QUICEndpointCore {
     /// peer's packets arrive in runs, so this saves building the same address per datagram.
     private var lastMapped: (wire: SocketAddress, logical: SocketAddress)?
 
+    /// The home relay, once attached: its peers get stand-ins in `homeRelaySlot`.
+    private var homeRelay: (path: any QUICRelayPath, inbox: RelayInbox)?
+    static let homeRelaySlot: UInt16 = 0
+    /// Stand-in addresses of relayed peers, pinned by the connections that use them.
+    private var standIns: RelayStandIns
+
     /// Connections that received packets in the current read batch and owe an answer.
     private var pendingWrites: [QUICConnectionCore] = []
     /// Connections that stopped writing because the channel was full.
@@ -56,6 +64,7 @@ actor QUICEndpointCore {
         self.acceptsConnections = acceptsConnections
         self.incoming = incoming
         self.logger = logger
+        self.standIns = RelayStandIns(capacity: configuration.maxRelayPeers)
     }
 
     // MARK: Packets from the channel
@@ -63,9 +72,16 @@ actor QUICEndpointCore {
     /// One received datagram, or several coalesced by GRO (`segmentSize` set).
     func receive(_ envelope: AddressedEnvelope<ByteBuffer>) {
         guard !closed else { return }
-        let segment = envelope.metadata?.segmentSize ?? envelope.data.readableBytes
         let remote = logical(envelope.remoteAddress)
-        envelope.data.withUnsafeReadableBytes { all in
+        // Stand-ins name relayed peers only; on the wire such a source is forged or foreign.
+        guard !RelayStandIns.isStandIn(remote) else { return }
+        receiveSegments(envelope.data, segmentSize: envelope.metadata?.segmentSize, from: remote)
+    }
+
+    /// Splits a batch into datagrams of `segmentSize` bytes (the last may be shorter).
+    private func receiveSegments(_ data: ByteBuffer, segmentSize: Int?, from remote: SocketAddress) {
+        let segment = segmentSize ?? data.readableBytes
+        data.withUnsafeReadableBytes { all in
             var offset = 0
             while offset < all.count {
                 let length = min(segment > 0 ? segment : all.count, all.count - offset)
@@ -73,6 +89,48 @@ actor QUICEndpointCore {
                 offset += length
             }
         }
+    }
+
+    // MARK: The home relay
+
+    /// Makes `path` this endpoint's home relay: its datagrams feed the endpoint from now on, and
+    /// `connect(to:via: .relay)` dials through it.
+    func attachRelay(_ path: any QUICRelayPath) throws {
+        guard !closed else { throw QUICError(.endpointClosed, closedCause ?? "QUIC endpoint is closed") }
+        guard homeRelay == nil else {
+            throw QUICError(.limitReached, "this QUIC endpoint already has a home relay; it carries one for now")
+        }
+        let inbox = RelayInbox(limit: configuration.socketBufferSize)
+        homeRelay = (path, inbox)
+        let loop = eventLoop
+        path.setReceiver { [self] source, data, segmentSize in
+            guard inbox.offer(RelayInbox.Delivery(source: source, data: data, segmentSize: segmentSize)) else { return }
+            loop.execute { self.assumeIsolated { $0.drainRelayInbox() } }
+        }
+    }
+
+    /// Feeds what the home relay delivered since the last drain, as one read burst.
+    private func drainRelayInbox() {
+        guard !closed, let homeRelay else { return }
+        for delivery in homeRelay.inbox.take() {
+            // The segment size cuts the datagrams whose lengths reach ngtcp2: one outside a UDP
+            // payload's range is the relay's error, and the batch is dropped.
+            if let segmentSize = delivery.segmentSize, !(1...65_535).contains(segmentSize) { continue }
+            let peer = RelayStandIns.Peer(slot: Self.homeRelaySlot, id: delivery.source)
+            guard let standIn = standIns.address(for: peer) else {
+                logger.debug("relayed datagram dropped: every relay stand-in address is in use",
+                    metadata: ["peer.id52": "\(delivery.source)"])
+                continue
+            }
+            receiveSegments(delivery.data, segmentSize: delivery.segmentSize, from: standIn)
+        }
+        readComplete()
+    }
+
+    /// How a connection to `remote` sends when `remote` is a relayed peer's stand-in.
+    private func relayRoute(to remote: SocketAddress) -> RelayRoute? {
+        guard let homeRelay, let peer = standIns.peer(at: remote), peer.slot == Self.homeRelaySlot else { return nil }
+        return RelayRoute(path: homeRelay.path, peer: peer.id)
     }
 
     /// The plain IPv4 form of an IPv4-mapped source on a dual-stack socket.
@@ -112,7 +170,7 @@ actor QUICEndpointCore {
         }
         let connection = QUICConnectionCore(
             endpoint: self, eventLoop: eventLoop, tls: tls, configuration: configuration, isServer: true,
-            remoteAddress: remote, localIdentity: nil, expectedPeer: nil, logger: logger)
+            remoteAddress: remote, relayRoute: relayRoute(to: remote), localIdentity: nil, expectedPeer: nil, logger: logger)
         do {
             try connection.assumeIsolated { try $0.startServer(localAddress: localAddress, header: header) }
         } catch {
@@ -158,7 +216,7 @@ actor QUICEndpointCore {
 
     // MARK: Connections
 
-    func connect(to peer: ID52, at address: SocketAddress, as identity: ID52?) async throws -> QUICConnection {
+    func connect(to peer: ID52, via path: QUICPath, as identity: ID52?) async throws -> QUICConnection {
         guard !closed else { throw QUICError(.endpointClosed, closedCause ?? "QUIC endpoint is closed") }
         let local: TLSIdentity
         if let identity {
@@ -177,18 +235,41 @@ actor QUICEndpointCore {
         guard connections.count < configuration.maxConnections else {
             throw QUICError(.limitReached, "QUIC endpoint holds \(connections.count) connections, its limit")
         }
-        // Before anything is sent: an address the socket cannot send to must fail this request,
-        // not close the socket under every other connection.
-        let address = addressing.logical(address)
-        try addressing.checkSendable(address)
-        let connection = try startClient(to: peer, at: address, as: local)
+        let address: SocketAddress
+        let route: RelayRoute?
+        switch path.kind {
+        case .udp(let given):
+            // Before anything is sent: an address the socket cannot send to must fail this
+            // request, not close the socket under every other connection.
+            address = addressing.logical(given)
+            guard !RelayStandIns.isStandIn(address) else {
+                throw QUICError(.addressUnreachable,
+                    "cannot send to \(UDPAddressing.describe(address)): it is a relay stand-in address; connect via .relay")
+            }
+            try addressing.checkSendable(address)
+            route = nil
+        case .homeRelay:
+            guard let homeRelay else {
+                throw QUICError(.noRelayPath,
+                    "cannot reach \(peer) via a relay: this endpoint has none; attach one with QUICEndpoint.attachRelay(_:)")
+            }
+            guard let standIn = standIns.address(for: RelayStandIns.Peer(slot: Self.homeRelaySlot, id: peer)) else {
+                throw QUICError(.limitReached,
+                    "QUIC endpoint talks to \(standIns.count) relayed peers, its limit (QUICConfiguration.maxRelayPeers)")
+            }
+            address = standIn
+            route = RelayRoute(path: homeRelay.path, peer: peer)
+        }
+        let connection = try startClient(to: peer, at: address, via: route, as: local)
         return try await connection.handshake()
     }
 
-    private func startClient(to peer: ID52, at address: SocketAddress, as local: TLSIdentity) throws -> QUICConnectionCore {
+    private func startClient(
+        to peer: ID52, at address: SocketAddress, via route: RelayRoute?, as local: TLSIdentity
+    ) throws -> QUICConnectionCore {
         let connection = QUICConnectionCore(
             endpoint: self, eventLoop: eventLoop, tls: tls, configuration: configuration, isServer: false,
-            remoteAddress: address, localIdentity: local, expectedPeer: peer, logger: logger)
+            remoteAddress: address, relayRoute: route, localIdentity: local, expectedPeer: peer, logger: logger)
         try connection.assumeIsolated { try $0.startClient(localAddress: localAddress, serverName: peer) }
         add(connection)
         return connection
@@ -196,6 +277,7 @@ actor QUICEndpointCore {
 
     private func add(_ connection: QUICConnectionCore) {
         connections.insert(ObjectIdentifier(connection))
+        if connection.relayRoute != nil { standIns.pin(connection.remoteAddress) }
         for id in connection.assumeIsolated({ $0.connectionIDs }) { routes[id] = connection }
     }
 
@@ -210,6 +292,7 @@ actor QUICEndpointCore {
     /// A connection ended: forget its routes.
     func remove(_ connection: QUICConnectionCore) {
         guard connections.remove(ObjectIdentifier(connection)) != nil else { return }
+        if connection.relayRoute != nil { standIns.unpin(connection.remoteAddress) }
         for id in connection.assumeIsolated({ $0.connectionIDs }) where routes[id] === connection {
             routes[id] = nil
         }
@@ -276,6 +359,9 @@ actor QUICEndpointCore {
         connections = []
         incoming.finish()
         closedObservers = []
+        // The relay client may outlive the endpoint: let it drop what it still delivers.
+        homeRelay?.path.setReceiver { _, _, _ in }
+        homeRelay = nil
         channel.close(promise: nil)
     }
 }

@@ -6,26 +6,6 @@ import Testing
 
 @Suite(.timeLimit(.minutes(2)))
 struct StreamTests {
-    /// Reads the stream to its end, checking every byte against `patternBuffer`.
-    private func readAndVerifyPattern(_ stream: QUICStream, expected: Int) async throws -> Int {
-        var offset = 0
-        while let chunk = try await stream.read() {
-            var position = chunk.readerIndex
-            while position < chunk.writerIndex {
-                let length = min(64 * 1024, chunk.writerIndex - position)
-                let want = patternBuffer(offset: offset, count: length)
-                guard chunk.getSlice(at: position, length: length) == want else {
-                    Issue.record("bytes differ in \(offset)..<\(offset + length)")
-                    return offset
-                }
-                position += length
-                offset += length
-            }
-        }
-        #expect(offset == expected)
-        return offset
-    }
-
     @Test func oneStream_carries64MiBEachWay_byteExact() async throws {
         let (server, keys) = try await makeServer()
         let (client, _) = try await makeClient()
@@ -35,12 +15,8 @@ struct StreamTests {
         let total = 64 * 1024 * 1024
         let connection = try await client.connect(to: keys[0].id52, at: server.localAddress)
         let stream = try await connection.openStream()
-        async let received = readAndVerifyPattern(stream, expected: total)
-        let chunk = 256 * 1024
-        for offset in stride(from: 0, to: total, by: chunk) {
-            try await stream.write(patternBuffer(offset: offset, count: chunk))
-        }
-        try await stream.finish()
+        async let received = readVerifyingPattern(stream, expected: total)
+        try await writePattern(stream, total: total)
         #expect(try await received == total)
     }
 

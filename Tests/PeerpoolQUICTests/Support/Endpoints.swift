@@ -1,6 +1,7 @@
 import NIOCore
 import PeerpoolIdentity
 import PeerpoolQUIC
+import Testing
 
 /// A test configuration: short timeouts so failures show within a test's time limit.
 func testConfiguration(_ change: (inout QUICConfiguration) -> Void = { _ in }) -> QUICConfiguration {
@@ -64,18 +65,21 @@ func echoServer(_ endpoint: QUICEndpoint) -> Task<Void, Never> {
     Task {
         await withDiscardingTaskGroup { group in
             for await connection in endpoint.incomingConnections {
-                group.addTask {
-                    await withDiscardingTaskGroup { streams in
-                        while let stream = try? await connection.acceptStream() {
-                            streams.addTask {
-                                do {
-                                    while let chunk = try await stream.read() { try await stream.write(chunk) }
-                                    try await stream.finish()
-                                } catch {}
-                            }
-                        }
-                    }
-                }
+                group.addTask { await echoStreams(of: connection) }
+            }
+        }
+    }
+}
+
+/// Echoes every stream the peer opens on `connection`, until it closes or the task is cancelled.
+func echoStreams(of connection: QUICConnection) async {
+    await withDiscardingTaskGroup { streams in
+        while let stream = try? await connection.acceptStream() {
+            streams.addTask {
+                do {
+                    while let chunk = try await stream.read() { try await stream.write(chunk) }
+                    try await stream.finish()
+                } catch {}
             }
         }
     }
@@ -107,4 +111,33 @@ func patternBuffer(offset: Int, count: Int) -> ByteBuffer {
         return count
     }
     return buffer
+}
+
+/// Reads `stream` to its end, checking every byte against `patternBuffer`; returns the count.
+func readVerifyingPattern(_ stream: QUICStream, expected: Int) async throws -> Int {
+    var offset = 0
+    while let chunk = try await stream.read() {
+        var position = chunk.readerIndex
+        while position < chunk.writerIndex {
+            let length = min(64 * 1024, chunk.writerIndex - position)
+            let want = patternBuffer(offset: offset, count: length)
+            guard chunk.getSlice(at: position, length: length) == want else {
+                Issue.record("bytes differ in \(offset)..<\(offset + length)")
+                return offset
+            }
+            position += length
+            offset += length
+        }
+    }
+    #expect(offset == expected)
+    return offset
+}
+
+/// Writes `total` bytes of `patternBuffer` to `stream` in 256 KiB chunks, then finishes it.
+func writePattern(_ stream: QUICStream, total: Int) async throws {
+    let chunk = 256 * 1024
+    for offset in stride(from: 0, to: total, by: chunk) {
+        try await stream.write(patternBuffer(offset: offset, count: min(chunk, total - offset)))
+    }
+    try await stream.finish()
 }
