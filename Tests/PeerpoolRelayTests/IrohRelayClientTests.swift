@@ -20,6 +20,14 @@ import Testing
         return configuration
     }
 
+    /// `fastReconnect` with its own keep-alive timing.
+    static func pinging(every interval: Duration, pongTimeout: Duration) -> IrohRelayClient.Configuration {
+        var configuration = fastReconnect
+        configuration.connection.pingInterval = interval
+        configuration.connection.pongTimeout = pongTimeout
+        return configuration
+    }
+
     struct Endpoint {
         let key: SecretKey
         let client: IrohRelayClient
@@ -238,10 +246,7 @@ import Testing
 
     @Test func unansweredPings_countAsADeadConnection_andTheClientReconnects() async throws {
         let relay = try await PythonTestRelay.start(arguments: ["--no-pong"])
-        var configuration = IrohRelayClientTests.fastReconnect
-        configuration.connection.pingInterval = .milliseconds(200)
-        configuration.connection.pongTimeout = .milliseconds(300)
-        let a = try await endpoint(relay.url, configuration: configuration)
+        let a = try await endpoint(relay.url, configuration: Self.pinging(every: .milliseconds(200), pongTimeout: .milliseconds(300)))
         try await a.recorder.wait(until: "a ping timeout") { !a.recorder.failures.isEmpty }
         #expect(a.recorder.failures.first?.code == .relayPingTimeout)
         try await a.recorder.wait(until: "the reconnect") { a.recorder.connections >= 2 }
@@ -250,11 +255,8 @@ import Testing
 
     @Test func answeredPings_keepTheConnection() async throws {
         let relay = try await PythonTestRelay.start(arguments: ["--log-pings"])
-        var configuration = IrohRelayClientTests.fastReconnect
-        configuration.connection.pingInterval = .milliseconds(100)
-        // Generous: a loaded machine may stall the Python relay for seconds.
-        configuration.connection.pongTimeout = .seconds(30)
-        let a = try await endpoint(relay.url, configuration: configuration)
+        // A generous pong timeout: a loaded machine may stall the Python relay for seconds.
+        let a = try await endpoint(relay.url, configuration: Self.pinging(every: .milliseconds(100), pongTimeout: .seconds(30)))
         let key = a.id.publicKeyBytes.map { String(format: "%02x", $0) }.joined()
         // A new ping goes out only once the last one was answered: five answered pings mean
         // five pongs arrived and matched.
