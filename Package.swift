@@ -7,6 +7,7 @@
 //   PeerpoolErrors         the one error shape: snake_case codes scoped to their type, message, source location
 //   PeerpoolIdentity       ID52 names, ed25519 secret keys, self-signed certificates
 //   PeerpoolDiscovery      (Identity) iroh's discovery: z-base-32, BLAKE3, pkarr packets, DNS TXT lookups, relay frames
+//   PeerpoolRelay          (Identity, Discovery, NIO) iroh relay client: WebSocket to /relay, datagrams addressed by endpoint id
 //   PeerpoolProtocol       (Identity, NIOCore) fastn's value types: stream protocols and headers, JSON, peer
 //                          addresses, the StreamProvider/PeerByteStream protocols; no QUIC
 //   PeerpoolWire           (CZMQ, Protocol) the versioned ZeroMQ wire protocol: frames, codes, every message
@@ -33,6 +34,7 @@ let package = Package(
         .library(name: "PeerpoolErrors", targets: ["PeerpoolErrors"]),
         .library(name: "PeerpoolIdentity", targets: ["PeerpoolIdentity"]),
         .library(name: "PeerpoolDiscovery", targets: ["PeerpoolDiscovery"]),
+        .library(name: "PeerpoolRelay", targets: ["PeerpoolRelay"]),
         .library(name: "PeerpoolProtocol", targets: ["PeerpoolProtocol"]),
         .library(name: "PeerpoolQUIC", targets: ["PeerpoolQUIC"]),
         .library(name: "PeerpoolPool", targets: ["PeerpoolPool"]),
@@ -53,6 +55,8 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        // Already in the graph through async-http-client; named here for the relay client's https.
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.36.0"),
     ],
     targets: [
         // ngtcp2 0.12 + its GnuTLS crypto helper + GnuTLS. The shim holds only what Swift cannot
@@ -103,6 +107,23 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // The iroh relay client: one WebSocket to a relay's /relay, the challenge handshake,
+        // keep-alive and reconnects, and datagrams addressed by endpoint id. No QUIC.
+        .target(
+            name: "PeerpoolRelay",
+            dependencies: [
+                "PeerpoolErrors",
+                "PeerpoolIdentity",
+                "PeerpoolDiscovery",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // fastn's value types, without QUIC: what a client of a supervisor shares with the pool.
@@ -246,7 +267,11 @@ let package = Package(
         ),
         // Helpers both PeerpoolQUICTests and PeerpoolPoolTests use: child processes (the peerpool
         // executable, the Python interop peers), line reading, PEM files, bounded waits.
-        .target(name: "PeerpoolTestSupport", dependencies: ["PeerpoolIdentity"], path: "Tests/PeerpoolTestSupport"),
+        // Scripts/: Python test servers any test target may start (iroh_relay.py: PythonTestRelay).
+        .target(
+            name: "PeerpoolTestSupport", dependencies: ["PeerpoolIdentity"], path: "Tests/PeerpoolTestSupport",
+            exclude: ["Scripts"]
+        ),
         .testTarget(name: "PeerpoolErrorsTests", dependencies: ["PeerpoolErrors"]),
         .testTarget(name: "PeerpoolIdentityTests", dependencies: ["PeerpoolIdentity"]),
         .testTarget(
@@ -258,6 +283,17 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             exclude: ["Interop"]
+        ),
+        .testTarget(
+            name: "PeerpoolRelayTests",
+            dependencies: [
+                "PeerpoolRelay", "PeerpoolDiscovery", "PeerpoolIdentity", "PeerpoolTestSupport",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "InMemoryLogging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
         ),
         .testTarget(name: "PeerpoolProtocolTests", dependencies: ["PeerpoolProtocol", "PeerpoolIdentity"]),
         .testTarget(name: "PeerpoolWireTests", dependencies: ["PeerpoolWire", "PeerpoolProtocol", "PeerpoolIdentity", "CZMQ"]),

@@ -54,4 +54,8 @@ extension ErrorCode where Domain == DiscoveryError {
     public static let relayRefused = Self("relay_refused")
     /// The relay did not finish the handshake or answer a ping in time.
     public static let relayTimeout = Self("relay_timeout")
+    /// The relay announced a restart (frame 12); the client reconnects when it said to.
+    public static let relayRestarting = Self("relay_restarting")
+    /// The relay client was stopped by its owner.
+    public static let relayStopped = Self("relay_stopped")
 }

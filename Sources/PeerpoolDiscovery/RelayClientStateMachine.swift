@@ -53,8 +53,14 @@ public struct RelayClientStateMachine: Sendable {
         case deliver(source: [UInt8], ecn: UInt8, segmentSize: UInt16?, data: [UInt8])
         /// The relay says `peer` is no longer connected to it.
         case peerGone([UInt8])
-        /// The relay's health report (v1 text, or the v2 status code as text).
+        /// The relay's health problem as text (protocol v1's frame 11).
         case health(String)
+        /// The relay's status code (protocol v2's frame 13): see ``RelayStatus``.
+        case status(UInt64)
+        /// The relay announced a restart; returned just before the `.closeConnection`. The
+        /// reconnect is scheduled `reconnectIn` from now; `tryFor` is how long the relay expects
+        /// to be away (the usual backoff applies after the first attempt).
+        case restarting(reconnectIn: Duration, tryFor: Duration)
     }
 
     public let configuration: Configuration
@@ -95,7 +101,7 @@ public struct RelayClientStateMachine: Sendable {
         defer { state = .stopped }
         switch state {
         case .opening, .awaitingChallenge, .awaitingConfirmation, .connected:
-            return [.closeConnection(reason: DiscoveryError(.relayRefused, "the relay client was stopped"))]
+            return [.closeConnection(reason: DiscoveryError(.relayStopped, "the relay client was stopped"))]
         default:
             return []
         }
@@ -177,11 +183,14 @@ public struct RelayClientStateMachine: Sendable {
         case (.connected, .health(let problem)):
             return [.health(problem)]
         case (.connected, .status(let code)):
-            return [.health(code == 0 ? "healthy" : code == 1 ? "same endpoint id connected elsewhere" : code == 2 ? "rate-limited" : "status \(code)")]
-        case (.connected, .restarting(let reconnectIn, _)):
-            let error = DiscoveryError(.relayRefused, "the relay is restarting; reconnecting in \(reconnectIn) ms")
+            return [.status(code)]
+        case (.connected, .restarting(let reconnectIn, let tryFor)):
+            let error = DiscoveryError(.relayRestarting, "the relay is restarting; reconnecting in \(reconnectIn) ms")
             state = .waitingToReconnect(at: now + .milliseconds(Int64(reconnectIn)))
-            return [.closeConnection(reason: error)]
+            return [
+                .restarting(reconnectIn: .milliseconds(Int64(reconnectIn)), tryFor: .milliseconds(Int64(tryFor))),
+                .closeConnection(reason: error),
+            ]
         case (.connected, .unknown):
             return []
         default:

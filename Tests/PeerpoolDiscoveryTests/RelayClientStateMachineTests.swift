@@ -123,12 +123,40 @@ import Testing
     @Test func restarting_reconnectsWhenTheRelaySays() throws {
         var machine = try connected()
         let actions = machine.received(try RelayFrame.restarting(reconnectInMilliseconds: 2000, tryForMilliseconds: 10_000).encoded(), now: t0)
-        guard case .closeConnection? = actions.first else {
+        #expect(actions.first == .restarting(reconnectIn: .seconds(2), tryFor: .seconds(10)))
+        guard actions.count == 2, case .closeConnection(let reason) = actions[1] else {
             Issue.record("expected a close, got \(actions)")
             return
         }
+        #expect(reason.code == .relayRestarting)
         #expect(machine.nextDeadline == t0 + .seconds(2))
         #expect(machine.tick(now: t0 + .seconds(2)) == [.openConnection])
+    }
+
+    @Test func statusAndHealth_areReportedAsTheyArrive() throws {
+        var machine = try connected()
+        #expect(machine.received(try RelayFrame.status(1).encoded(), now: t0) == [.status(1)])
+        #expect(machine.received(try RelayFrame.health("overloaded").encoded(), now: t0) == [.health("overloaded")])
+        #expect(machine.isConnected)
+    }
+
+    @Test func batches_areDeliveredWithTheirSegmentSize() throws {
+        var machine = try connected()
+        let data = [UInt8](repeating: 7, count: 30)
+        #expect(machine.received(try RelayFrame.receivedDatagramBatch(source: peer, ecn: 2, segmentSize: 10, data: data).encoded(), now: t0)
+                == [.deliver(source: peer, ecn: 2, segmentSize: 10, data: data)])
+    }
+
+    @Test func stop_closesWithTheStoppedCode_andStaysStopped() throws {
+        var machine = try connected()
+        guard case .closeConnection(let reason)? = machine.stop().first else {
+            Issue.record("expected a close")
+            return
+        }
+        #expect(reason.code == .relayStopped)
+        #expect(machine.stop().isEmpty)
+        #expect(machine.start(now: t0).isEmpty)
+        #expect(machine.nextDeadline == nil)
     }
 
     @Test func unknownFrameTypes_areIgnored() throws {

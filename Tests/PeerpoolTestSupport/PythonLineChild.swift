@@ -94,6 +94,11 @@ public final class PythonLineChild: Sendable {
         }
     }
 
+    /// Writes `line` and a newline to the child's standard input (a command for a test server).
+    public func writeLine(_ line: String) throws {
+        try stdin.fileHandleForWriting.write(contentsOf: Array((line + "\n").utf8))
+    }
+
     /// Kills the child (SIGKILL: a test peer holds nothing worth a graceful exit).
     public func stop() {
         if process.isRunning {
