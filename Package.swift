@@ -150,6 +150,8 @@ let package = Package(
         .target(
             name: "PeerpoolPool",
             dependencies: [
+                "PeerpoolRelay",
+                .product(name: "NIOPosix", package: "swift-nio"),
                 "PeerpoolErrors",
                 "PeerpoolProtocol",
                 "PeerpoolQUIC",
@@ -229,6 +231,7 @@ let package = Package(
         .executableTarget(
             name: "peerpool",
             dependencies: [
+                "PeerpoolRelay",
                 "PeerpoolIdentity",
                 "PeerpoolDiscovery",
                 "PeerpoolQUIC",
@@ -331,6 +334,7 @@ let package = Package(
         .testTarget(
             name: "PeerpoolPoolTests",
             dependencies: [
+                "PeerpoolRelay",
                 "PeerpoolPool", "PeerpoolQUIC", "PeerpoolIdentity", "PeerpoolTestSupport",
                 // The iroh tests also run the supervisor's workers against iroh peers.
                 "PeerpoolSupervisor", "PeerpoolDiscovery",

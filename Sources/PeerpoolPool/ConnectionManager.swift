@@ -15,6 +15,7 @@ actor ConnectionManager {
     let remote: ID52
     private let endpoint: QUICEndpoint
     private let resolver: any AddressResolver
+    private let relays: RelayAttachments?
     private let configuration: PoolConfiguration
     private let metrics: PoolMetrics
     private var logger: Logger
@@ -33,8 +34,9 @@ actor ConnectionManager {
     private var idleTask: Task<Void, Never>?
     private var closed = false
 
-    init(local: ID52, remote: ID52, endpoint: QUICEndpoint, resolver: any AddressResolver,
+    init(local: ID52, remote: ID52, endpoint: QUICEndpoint, resolver: any AddressResolver, relays: RelayAttachments?,
          configuration: PoolConfiguration, metrics: PoolMetrics, logger: Logger) {
+        self.relays = relays
         self.local = local
         self.remote = remote
         self.endpoint = endpoint
@@ -159,12 +161,23 @@ actor ConnectionManager {
         let id = nextWaiterID
         let remote = self.remote
         let timeout = configuration.connectTimeout
-        return try await withTimeout(timeout, {
-            PoolError(.connectFailed, peer: remote, "could not connect to \(remote) within \(timeout)")
-        }) {
-            try await self.waitForConnection(id: id, address: address)
+        do {
+            return try await withTimeout(timeout, { ConnectTimedOut() }) {
+                try await self.waitForConnection(id: id, address: address)
+            }
+        } catch is ConnectTimedOut {
+            throw PoolError(.connectFailed, peer: remote, "could not connect to \(remote) within \(timeout)\(attemptPath.map { " (trying \($0))" } ?? "")")
         }
     }
+
+    /// This waiter's connect timeout ran out (the attempt may go on for others).
+    private struct ConnectTimedOut: Error {}
+
+    /// What the running attempt is trying, for the timeout's message: `relay <url>` once it
+    /// went to a relay.
+    private var attemptPath: String?
+
+    private func trying(_ path: String?) { attemptPath = path }
 
     private func waitForConnection(id: UInt64, address: SocketAddress?) async throws -> QUICConnection {
         try await withTaskCancellationHandler {
@@ -205,21 +218,51 @@ actor ConnectionManager {
         connectAttempt = Task {
             let outcome: Result<QUICConnection, any Error>
             do {
+                self.trying(nil)
                 let route = if let address { PeerRoute(addresses: [address]) } else { try await resolver.route(to: remote) }
                 if route.isEmpty {
                     // The resolver's own no_address says what discovery answered (cached: no second query).
                     _ = try await resolver.addresses(of: remote)
                 }
-                guard !route.addresses.isEmpty else { throw Self.noPath(to: remote, route) }
-                let connected = try await DialRace.first(route.addresses.map { candidate in
-                    {
+                let direct: [@Sendable () async throws -> QUICConnection] = route.addresses.map { candidate in
+                    let dial: @Sendable () async throws -> QUICConnection = {
                         try await withTimeout(timeout, {
                             QUICError(.handshakeTimeout, "no handshake with \(remote) at \(candidate) within \(timeout)")
                         }) {
                             try await endpoint.connect(to: remote, at: candidate, as: local)
                         }
                     }
-                })
+                    return dial
+                }
+                var viaRelay: (@Sendable () async throws -> QUICConnection)?
+                if let relays, let first = route.relayURLs.first {
+                    let urls = route.relayURLs
+                    viaRelay = {
+                        try await withTimeout(timeout, {
+                            QUICError(.handshakeTimeout, "no handshake with \(remote) through relay \(first) within \(timeout)")
+                        }) {
+                            try await relays.connect(to: remote, relayURLs: urls, endpoint: endpoint, as: local)
+                        }
+                    }
+                }
+                let connected: QUICConnection
+                switch (direct.isEmpty, viaRelay) {
+                case (true, nil):
+                    throw Self.noPath(to: remote, route)
+                case (true, let viaRelay?):
+                    self.trying("relay \(route.relayURLs[0])")
+                    connected = try await viaRelay()
+                case (false, nil):
+                    connected = try await DialRace.first(direct)
+                case (false, let viaRelay?):
+                    // Direct paths first; the relay when none of them answers.
+                    do {
+                        connected = try await DialRace.first(direct)
+                    } catch {
+                        self.trying("relay \(route.relayURLs[0]) after every address failed")
+                        connected = try await viaRelay()
+                    }
+                }
                 outcome = .success(connected)
             } catch let error as PoolError {
                 outcome = .failure(error)

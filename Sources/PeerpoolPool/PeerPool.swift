@@ -24,6 +24,8 @@ public actor PeerPool: Service {
     /// Every socket the pool dials from; a pair's local identity picks the one holding it.
     public nonisolated let endpoints: [QUICEndpoint]
     private let resolver: any AddressResolver
+    /// Home relays of the sockets, when the pool may dial through relays.
+    private let relays: RelayAttachments?
     private let configuration: PoolConfiguration
     private let logger: Logger
     private let metrics: PoolMetrics
@@ -38,21 +40,25 @@ public actor PeerPool: Service {
         endpoint: QUICEndpoint, resolver: any AddressResolver = AddressBook(),
         configuration: PoolConfiguration = PoolConfiguration(),
         logger: Logger = Logger(label: "peerpool.pool", factory: { _ in SwiftLogNoOpLogHandler() }),
-        metricsFactory: any MetricsFactory = MetricsSystem.factory
+        metricsFactory: any MetricsFactory = MetricsSystem.factory, relays: RelayDialing? = nil
     ) {
-        self.init(endpoints: [endpoint], resolver: resolver, configuration: configuration, logger: logger, metricsFactory: metricsFactory)
+        self.init(
+            endpoints: [endpoint], resolver: resolver, configuration: configuration, logger: logger,
+            metricsFactory: metricsFactory, relays: relays)
     }
 
     /// A pool over several sockets, such as one per identity (what serving iroh 1.x clients,
     /// which send no SNI, as several identities takes): each pair dials from the socket that
     /// holds its local identity, so a peer sees that identity at one address both ways.
-    /// `endpoints` must not be empty; an identity held by several uses the first.
+    /// `endpoints` must not be empty; an identity held by several uses the first. With `relays`,
+    /// a peer that discovery names only by its relay is dialled through that relay.
     public init(
         endpoints: [QUICEndpoint], resolver: any AddressResolver = AddressBook(),
         configuration: PoolConfiguration = PoolConfiguration(),
         logger: Logger = Logger(label: "peerpool.pool", factory: { _ in SwiftLogNoOpLogHandler() }),
-        metricsFactory: any MetricsFactory = MetricsSystem.factory
+        metricsFactory: any MetricsFactory = MetricsSystem.factory, relays: RelayDialing? = nil
     ) {
+        self.relays = relays.map(RelayAttachments.init)
         precondition(!endpoints.isEmpty, "PeerPool needs at least one endpoint")
         self.metrics = PoolMetrics(factory: metricsFactory)
         self.endpoint = endpoints[0]
@@ -156,7 +162,7 @@ public actor PeerPool: Service {
                 throw PoolError(.tooManyConnections, peer: remote, "the pool holds \(managers.count) connections (limit \(configuration.maxConnections)) and none is idle")
             }
             manager = ConnectionManager(
-                local: identity, remote: remote, endpoint: socket(for: identity), resolver: resolver,
+                local: identity, remote: remote, endpoint: socket(for: identity), resolver: resolver, relays: relays,
                 configuration: configuration, metrics: metrics, logger: logger)
             managers[key] = manager
         }
@@ -189,6 +195,7 @@ public actor PeerPool: Service {
         for manager in managers.values { await manager.close() }
         managers = [:]
         lastUsed = [:]
+        await relays?.closeAll()
     }
 
     /// Runs until graceful shutdown, then shuts the pool down.

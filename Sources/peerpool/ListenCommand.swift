@@ -5,6 +5,7 @@ import Logging
 import PeerpoolIdentity
 import PeerpoolPool
 import PeerpoolQUIC
+import PeerpoolRelay
 
 #if canImport(Glibc)
 import Glibc
@@ -99,6 +100,13 @@ struct ListenCommand: AsyncParsableCommand {
             }
         }
         let endpoint = endpoints[0]
+        let relays: [IrohRelayClient]
+        do {
+            relays = try await publish.attachRelays(to: endpoints, keys: keys, logger: logger)
+        } catch {
+            for endpoint in endpoints { await endpoint.close() }
+            throw error
+        }
         let publishers = try publish.publishers(for: keys, on: endpoints, logger: logger)
 
         let (stops, stop) = AsyncStream<String>.makeStream(bufferingPolicy: .bufferingOldest(1))
@@ -131,6 +139,7 @@ struct ListenCommand: AsyncParsableCommand {
             }
             publishing.cancel()
             await publishing.value
+            for relay in relays { await relay.close() }
             // Ends every connection and the incoming sequence, and with them the acceptors.
             // One watchdog (it ends the process after 5 s) for all of them.
             await withDiscardingTaskGroup { closing in

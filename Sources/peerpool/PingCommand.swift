@@ -136,7 +136,10 @@ struct DialOptions: ParsableArguments {
         var configuration = PoolConfiguration()
         configuration.connectTimeout = limit
         configuration.ackTimeout = limit
-        let pool = PeerPool(endpoint: endpoint, resolver: try resolver(), configuration: configuration)
+        // A peer that discovery names only by its relay is dialled through that relay.
+        let pool = PeerPool(
+            endpoint: endpoint, resolver: try resolver(), configuration: configuration,
+            relays: .iroh(keys: [key], connectTimeout: limit))
         let result: Result<T, any Error>
         do {
             result = .success(try await body(pool, address))

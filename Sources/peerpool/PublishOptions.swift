@@ -5,7 +5,9 @@ import NIOPosix
 import PeerpoolCommandSupport
 import PeerpoolDiscovery
 import PeerpoolIdentity
+import PeerpoolPool
 import PeerpoolQUIC
+import PeerpoolRelay
 
 /// `peerpool listen`'s side of iroh discovery: publishing each served identity's record to a
 /// pkarr relay, so that iroh and peerpool peers can dial it by its ID52 alone.
@@ -16,12 +18,22 @@ struct PublishOptions: ParsableArguments {
     var pkarrRelay: String?
 
     @Option(help: ArgumentHelp(
+        "Keep a connection to this iroh relay (e.g. http://host:3340 or https://relay.example) as each socket's home relay, so peers reach us through it when they cannot reach our UDP address; published as relay=URL. Needs one identity per socket.",
+        valueName: "url"))
+    var relay: String?
+
+    @Flag(help: "Publish only relay=URL, no addr= values, as iroh 1.x does by default: peers reach us through the relay.")
+    var publishRelayOnly = false
+
+    @Option(help: ArgumentHelp(
         "Address to publish instead of the socket's own; repeat for more. Default: the bound address, or every interface address when bound to 0.0.0.0 or [::].",
         valueName: "host:port"))
     var publishAddress: [String] = []
 
     func validate() throws {
         if !publishAddress.isEmpty, pkarrRelay == nil { throw ValidationError("--publish-address needs --pkarr-relay") }
+        if publishRelayOnly, relay == nil || pkarrRelay == nil { throw ValidationError("--publish-relay-only needs --relay and --pkarr-relay") }
+        if publishRelayOnly, !publishAddress.isEmpty { throw ValidationError("--publish-relay-only and --publish-address exclude each other") }
         for text in publishAddress where IrohEndpointRecord.socketAddress(Substring(text)) == nil {
             throw ValidationError("--publish-address \(text) is not ip:port (IPv6 as [ip]:port)")
         }
@@ -36,10 +48,33 @@ struct PublishOptions: ParsableArguments {
         let given = publishAddress.compactMap { IrohEndpointRecord.socketAddress(Substring($0)) }
         return keys.enumerated().map { index, key in
             let endpoint = endpoints.count == keys.count ? endpoints[index] : endpoints[0]
-            let addresses = given.isEmpty ? Self.reachableAddresses(of: endpoint.localAddress) : given
-            return PkarrPublisher(
-                secretKey: key, record: IrohEndpointRecord(peer: key.id52, addresses: addresses), relay: relay, logger: logger)
+            let addresses = publishRelayOnly ? [] : given.isEmpty ? Self.reachableAddresses(of: endpoint.localAddress) : given
+            let record = IrohEndpointRecord(peer: key.id52, addresses: addresses, relayURLs: self.relay.map { [$0] } ?? [])
+            return PkarrPublisher(secretKey: key, record: record, relay: relay, logger: logger)
         }
+    }
+
+    /// With `--relay`, connects one relay client per socket (as the socket's only identity) and
+    /// attaches it as the socket's home relay; returns once every one completed its handshake.
+    func attachRelays(to endpoints: [QUICEndpoint], keys: [SecretKey], logger: Logger) async throws -> [IrohRelayClient] {
+        guard let relay else { return [] }
+        guard endpoints.count == keys.count else {
+            throw ValidationError("--relay needs one identity per socket: use --socket-per-identity, or serve one identity")
+        }
+        var clients: [IrohRelayClient] = []
+        do {
+            for (endpoint, key) in zip(endpoints, keys) {
+                let client = IrohRelayClient(url: relay, secretKey: key, eventLoopGroup: MultiThreadedEventLoopGroup.singleton, logger: logger)
+                clients.append(client)
+                client.start()
+                try await client.waitUntilConnected(timeout: .seconds(10))
+                try await endpoint.attachRelay(client)
+            }
+        } catch {
+            for client in clients { await client.close() }
+            throw CommandError(.bindFailed, "cannot use relay \(relay): \(error)")
+        }
+        return clients
     }
 
     private static func relayClient(_ url: String) throws -> PkarrRelayClient {

@@ -21,14 +21,15 @@ struct CLIDiscoveryTests {
         #expect(result.stdout.hasPrefix("pong from \(id): "), "\(result)")
     }
 
-    @Test func ping_ofARelayOnlyPeer_failsNamingWhatDNSSaid() async throws {
+    /// A relay-only peer is dialled through its relay; one that cannot be reached fails naming it.
+    @Test func ping_ofARelayOnlyPeer_whoseRelayIsUnreachable_failsNamingTheRelay() async throws {
         let id = SecretKey.generate().id52
         let dns = try await PythonTestServer(dnsZone: [
-            IrohEndpointRecord.name(of: id, origin: Self.origin): [[30, "relay=https://relay.test.invalid/"]],
+            IrohEndpointRecord.name(of: id, origin: Self.origin): [[30, "relay=http://127.0.0.1:1/"]],
         ])
-        let result = try await CLIProcess.run(["ping", "\(id)", "--dns-origin", Self.origin, "--dns-server", "127.0.0.1:\(dns.port)"])
+        let result = try await CLIProcess.run(["ping", "\(id)", "--dns-origin", Self.origin, "--dns-server", "127.0.0.1:\(dns.port)", "--timeout", "3"])
         #expect(result.status != 0, "\(result)")
-        #expect(result.stderr.contains("no_address") && result.stderr.contains("relay=https://relay.test.invalid/"), "\(result)")
+        #expect(result.stderr.contains("connect_failed") && result.stderr.contains("relay http://127.0.0.1:1/"), "\(result)")
     }
 
     @Test func ping_byID52Alone_withoutDNSOrigin_stillFailsWithNoAddress() async throws {
@@ -69,5 +70,35 @@ struct CLIDiscoveryTests {
     @Test func publishAddress_withoutPkarrRelay_isAUsageError() async throws {
         let result = try await CLIProcess.run(["listen", "--publish-address", "192.0.2.7:4433"])
         #expect(result.status != 0 && result.stderr.contains("--publish-address needs --pkarr-relay"), "\(result)")
+    }
+
+    /// A listener that publishes only its relay (as iroh 1.x peers do) is reached by its ID52
+    /// alone through that relay: `ping` and an echo through `stream`, and the relay carried them.
+    @Test func relayOnlyListener_isReachedThroughItsRelay_byID52Alone() async throws {
+        let relay = try await PythonTestRelay.start()
+        let pkarr = try await PythonTestServer(script: "pkarr_relay.py")
+        var puts = pkarr.lines.makeAsyncIterator()
+        let pkarrURL = "http://127.0.0.1:\(pkarr.port)/pkarr"
+        let listener = try await CLIProcess.Listener(["--relay", relay.url, "--pkarr-relay", pkarrURL, "--publish-relay-only"])
+        let id = listener.identities[0]
+        let put = await puts.next()
+        #expect(put?.hasSuffix(" relay=\(relay.url)") == true, "\(String(describing: put))")
+
+        let ping = try await CLIProcess.run(["ping", "\(id)", "--pkarr-relay", pkarrURL, "--count", "2", "--interval", "0"])
+        #expect(ping.status == 0, "\(ping)")
+        #expect(ping.stdout.components(separatedBy: "pong from \(id): ").count == 3, "\(ping)")
+
+        let text = String(repeating: "through the relay\n", count: 20_000)
+        let echo = try await CLIProcess.run(
+            ["stream", "\(id)", "--pkarr-relay", pkarrURL, "--protocol", #"{"Generic":"echo"}"#], input: text)
+        #expect(echo.status == 0, "\(echo.stderr)")
+        #expect(echo.stdout == text, "\(echo.stdout.count) bytes came back of \(text.utf8.count)")
+        _ = await listener.stop()
+    }
+
+    @Test func relayWithSeveralIdentitiesOnOneSocket_isAUsageError() async throws {
+        let relay = try await PythonTestRelay.start()
+        let result = try await CLIProcess.run(["listen", "--relay", relay.url, "--identities", "2"])
+        #expect(result.status != 0 && result.stderr.contains("--relay needs one identity per socket"), "\(result)")
     }
 }

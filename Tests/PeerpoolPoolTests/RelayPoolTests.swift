@@ -1,0 +1,127 @@
+import NIOCore
+import NIOPosix
+import PeerpoolIdentity
+import PeerpoolPool
+import PeerpoolQUIC
+import PeerpoolRelay
+import PeerpoolTestSupport
+import Testing
+
+/// The pool dialling a peer that discovery names only by its relay, through a real relay
+/// (`iroh_relay.py`), with real relay clients on both sides: no UDP path between them is known.
+@Suite(.timeLimit(.minutes(1)))
+struct RelayPoolTests {
+    /// A route that names only relays, as an iroh 1.x record does.
+    struct RelayOnly: AddressResolver {
+        let relays: [String]
+        func addresses(of peer: ID52) async throws -> [SocketAddress] { [] }
+        func route(to peer: ID52) async throws -> PeerRoute { PeerRoute(relayURLs: relays) }
+    }
+
+    /// A peer serving echo whose socket's home relay is `relay`.
+    static func relayedPeer(_ relay: PythonTestRelay) async throws -> (TestPeer, IrohRelayClient) {
+        let peer = try await TestPeer()
+        let client = IrohRelayClient(url: relay.url, secretKey: peer.key, eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
+        client.start()
+        try await client.waitUntilConnected(timeout: .seconds(20))
+        try await peer.endpoint.attachRelay(client)
+        return (peer, client)
+    }
+
+    static func pool(relays: [String], _ change: (inout PoolConfiguration) -> Void = { _ in }) async throws -> PeerPool {
+        let key = SecretKey.generate()
+        let endpoint = try await QUICEndpoint.bind(host: "127.0.0.1", port: 0, identities: [key], acceptIncoming: false, configuration: quicConfiguration())
+        return PeerPool(
+            endpoint: endpoint, resolver: RelayOnly(relays: relays), configuration: poolConfiguration(change),
+            relays: .iroh(keys: [key], connectTimeout: .seconds(20)))
+    }
+
+    @Test func relayOnlyPeer_echoes8MiB_throughItsRelay() async throws {
+        let relay = try await PythonTestRelay.start()
+        let (peer, client) = try await Self.relayedPeer(relay)
+        let pool = try await Self.pool(relays: [relay.url + "/"])
+        let stream = try await pool.getStream(ProtocolHeader(.generic("echo")), to: PeerAddress(peer.key.id52))
+        let size = 8 << 20
+        async let sent: Void = {
+            var offset = 0
+            while offset < size {
+                let count = min(64 << 10, size - offset)
+                try await stream.write((0..<count).map { UInt8(truncatingIfNeeded: ($0 + offset) &* 31) })
+                offset += count
+            }
+            try await stream.finish()
+        }()
+        var received = 0
+        var mismatch: Int?
+        while let chunk = try await stream.read() {
+            for (index, byte) in chunk.readableBytesView.enumerated() where mismatch == nil && byte != UInt8(truncatingIfNeeded: (received + index) &* 31) {
+                mismatch = received + index
+            }
+            received += chunk.readableBytes
+        }
+        try await sent
+        #expect(received == size && mismatch == nil, "\(received) bytes, first mismatch at \(String(describing: mismatch))")
+        #expect(try await pool.ping(PeerAddress(peer.key.id52)) > .zero)
+        await pool.shutdown()
+        await client.close()
+        await peer.stop()
+    }
+
+    /// The relay dies under a running connection and comes back on its port: the relay clients
+    /// reconnect, and a request made afterwards completes (on the old connection, or a new one
+    /// after the old failed with its cause); nothing hangs.
+    @Test func relayRestarted_requestsAfterItComplete_orFailWithTheCause() async throws {
+        var relay = try await PythonTestRelay.start()
+        let port = relay.port
+        let (peer, client) = try await Self.relayedPeer(relay)
+        let pool = try await Self.pool(relays: [relay.url]) { $0.connectTimeout = .seconds(20) }
+        let target = PeerAddress(peer.key.id52)
+        #expect(try await echoRoundTrip(pool, target, "before") == "before")
+
+        relay.kill()
+        relay = try await PythonTestRelay.start(port: port)
+        try await client.waitUntilConnected(timeout: .seconds(20))
+
+        var outcomes: [String] = []
+        for _ in 0..<5 {
+            do {
+                let answer = try await echoRoundTrip(pool, target, "after")
+                outcomes.append(answer)
+                if answer == "after" { break }
+            } catch {
+                outcomes.append("\(error)")
+            }
+        }
+        #expect(outcomes.last == "after", "\(outcomes)")
+        await pool.shutdown()
+        await client.close()
+        await peer.stop()
+        withExtendedLifetime(relay) {}
+    }
+
+    @Test func peerNamingAnotherRelayThanTheSocketsHome_failsWithNoAddress_namingBoth() async throws {
+        let relay = try await PythonTestRelay.start()
+        let (peer, client) = try await Self.relayedPeer(relay)
+        let other = try await PythonTestRelay.start()
+        let (stranger, strangerClient) = try await Self.relayedPeer(other)
+        let key = SecretKey.generate()
+        let endpoint = try await QUICEndpoint.bind(host: "127.0.0.1", port: 0, identities: [key], acceptIncoming: false, configuration: quicConfiguration())
+        struct ByPeer: AddressResolver {
+            let routes: [ID52: String]
+            func addresses(of peer: ID52) async throws -> [SocketAddress] { [] }
+            func route(to peer: ID52) async throws -> PeerRoute { PeerRoute(relayURLs: routes[peer].map { [$0] } ?? []) }
+        }
+        let pool = PeerPool(
+            endpoint: endpoint, resolver: ByPeer(routes: [peer.key.id52: relay.url, stranger.key.id52: other.url]),
+            configuration: poolConfiguration(), relays: .iroh(keys: [key]))
+        #expect(try await echoRoundTrip(pool, PeerAddress(peer.key.id52), "home") == "home")
+        let error = await #expect(throws: PoolError.self) { try await echoRoundTrip(pool, PeerAddress(stranger.key.id52), "x") }
+        #expect(error?.code == .noAddress, "\(String(describing: error))")
+        #expect(error?.message.contains(other.url) == true && error?.message.contains(relay.url) == true, "\(String(describing: error))")
+        await pool.shutdown()
+        await client.close()
+        await strangerClient.close()
+        await peer.stop()
+        await stranger.stop()
+    }
+}
