@@ -15,10 +15,10 @@ public struct ListenerProcess: Sendable {
     /// Starts the child with `count` identities and reads its announcement: `LISTENING <host>
     /// <port> <n>`, then n ID52s. Generating the identities dominates start-up, so the deadline
     /// for the first line grows with `count`.
-    public static func start(executable: String, identities count: Int) async throws -> ListenerProcess {
+    public static func start(executable: String, identities count: Int, arguments extra: [String] = []) async throws -> ListenerProcess {
         let process = try ChildProcess(
             executable: executable,
-            arguments: ["listen", "--address", "127.0.0.1:0", "--identities", "\(count)", "--exit-on-stdin-eof"],
+            arguments: ["listen", "--address", "127.0.0.1:0", "--identities", "\(count)", "--exit-on-stdin-eof"] + extra,
             standardInput: .pipe, standardOutput: .pipe, standardError: .inherit)
         do {
             return try await readAnnouncement(of: process, executable: executable, count: count)

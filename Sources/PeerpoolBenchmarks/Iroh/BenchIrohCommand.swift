@@ -99,9 +99,12 @@ struct BenchIrohCommand: AsyncParsableCommand {
 
     /// peerpool as the sender: a fresh endpoint and pool, connect + ping timed, then `bytes` to
     /// the peer's sink in 1 MiB writes, timed from the request to the sink's count.
-    static func send(to peer: PeerAddress, bytes: Int, timeout: Duration) async throws -> BenchIrohPython.Sent {
-        let endpoint = try await QUICEndpoint.bind(host: "127.0.0.1", port: 0, identities: [SecretKey.generate()], acceptIncoming: false)
-        let pool = PeerPool(endpoint: endpoint)
+    static func send(to peer: PeerAddress, bytes: Int, timeout: Duration, viaRelay relay: String? = nil) async throws -> BenchIrohPython.Sent {
+        let key = SecretKey.generate()
+        let endpoint = try await QUICEndpoint.bind(host: "127.0.0.1", port: 0, identities: [key], acceptIncoming: false)
+        let pool = relay.map {
+            PeerPool(endpoint: endpoint, resolver: BenchRelayOnly(relays: [$0]), relays: .iroh(keys: [key], connectTimeout: .seconds(30)))
+        } ?? PeerPool(endpoint: endpoint)
         do {
             let result = try await withBenchDeadline(timeout, "peerpool → \(peer)") {
                 let clock = ContinuousClock()

@@ -9,10 +9,14 @@ import PeerpoolPool
 struct BenchIrohPython: Sendable {
     let python: String
     let script: String
+    /// The package root, where the test scripts (the Python relay) are.
+    let root: URL
     /// Keep the bindings' per-byte copy into Rust instead of the script's memmove.
     var byteCopy = false
+    /// Every endpoint's home relay (`peerpool-bench relay`).
+    var relay: String?
 
-    private var options: [String] { byteCopy ? ["--python-byte-copy"] : [] }
+    private var options: [String] { (byteCopy ? ["--python-byte-copy"] : []) + (relay.map { ["--relay", $0] } ?? []) }
 
     /// `--python`, else `.venv-test/bin/python` in the working directory or the package root
     /// this executable was built in; the script from the package sources.
@@ -36,7 +40,7 @@ struct BenchIrohPython: Sendable {
         }
         return BenchIrohPython(
             python: python, script: root.appendingPathComponent("Sources/PeerpoolBenchmarks/Iroh/iroh_bench_peer.py").path,
-            byteCopy: byteCopy)
+            root: root, byteCopy: byteCopy)
     }
 
     /// `serve`: an iroh endpoint serving fastn's Ping, sink, source and echo until stopped.
@@ -62,9 +66,10 @@ struct BenchIrohPython: Sendable {
     }
 
     /// `send`: an iroh endpoint connects to `peer`, pings, and writes `bytes` to its sink.
-    func send(to peer: PeerAddress, bytes: Int, timeout: Duration) async throws -> Sent {
+    func send(to peer: PeerAddress, bytes: Int, timeout: Duration, viaRelay: String? = nil) async throws -> Sent {
         let process = try ChildProcess(
-            executable: python, arguments: [script, "send", "--peer", "\(peer)", "--bytes", "\(bytes)"] + options,
+            executable: python,
+            arguments: [script, "send", "--peer", "\(peer)", "--bytes", "\(bytes)"] + options + (viaRelay.map { ["--via-relay", $0] } ?? []),
             standardInput: .null, standardOutput: .pipe, standardError: .inherit)
         let line = try await process.readLine(timeout: timeout, limit: 4096)
         let termination = try await process.wait(timeout: .seconds(10))

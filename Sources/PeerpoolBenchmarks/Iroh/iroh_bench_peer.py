@@ -13,6 +13,10 @@ Roles (one JSON line of figures on stdout when done, `READY ...` lines before):
   hold --peer ID52@H:P --count N
                              open N connections (one endpoint each) and hold them until stdin
                              closes; prints READY <rss-kib-before> <rss-kib-after>
+
+Every role takes --relay URL (the endpoint's home relay, waited for before READY or sending)
+and send takes --via-relay URL (dial the peer by its ID through that relay, no address):
+`peerpool-bench relay` runs them with UDP blocked, so only the relay carries the bytes.
 """
 import argparse
 import asyncio
@@ -67,11 +71,18 @@ def rss_kib() -> int:
     return 0
 
 
+RELAY = None  # --relay: the home relay's URL
+VIA_RELAY = None  # --via-relay: dial peers by ID through this relay only
+
+
 async def bind() -> "iroh.Endpoint":
     options = iroh.EndpointOptions(
         preset=iroh.preset_minimal(), bind_addr="127.0.0.1:0", alpns=[ALPN],
-        relay_mode=iroh.RelayMode.disabled())
-    return await iroh.Endpoint.bind(options)
+        relay_mode=iroh.RelayMode.custom_from_urls([RELAY]) if RELAY else iroh.RelayMode.disabled())
+    endpoint = await iroh.Endpoint.bind(options)
+    if RELAY:
+        await asyncio.wait_for(endpoint.online(), 30)
+    return endpoint
 
 
 def listening_address(endpoint) -> str:
@@ -156,6 +167,8 @@ async def serve() -> None:
 
 def peer_addr(text: str) -> "iroh.EndpointAddr":
     name, _, host_port = text.partition("@")
+    if VIA_RELAY:
+        return iroh.EndpointAddr(iroh.EndpointId.from_bytes(key_of(name)), VIA_RELAY, [])
     return iroh.EndpointAddr(iroh.EndpointId.from_bytes(key_of(name)), None, [host_port])
 
 
@@ -217,9 +230,13 @@ def main() -> None:
     parser.add_argument("--peer")
     parser.add_argument("--bytes", type=int, default=64 << 20)
     parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--relay", help="home relay URL")
+    parser.add_argument("--via-relay", help="dial the peer by ID through this relay only")
     parser.add_argument("--python-byte-copy", action="store_true",
                         help="keep the bindings' own per-byte copy (to measure what it costs)")
     arguments = parser.parse_args()
+    global RELAY, VIA_RELAY
+    RELAY, VIA_RELAY = arguments.relay, arguments.via_relay
     if not arguments.python_byte_copy:
         copy_bytes_with_memmove()
     if arguments.role == "serve":
