@@ -4,6 +4,7 @@
 //
 //   CNGTCP2, CZMQ          C system libraries (Debian: libngtcp2-crypto-gnutls-dev, libzmq3-dev)
 //   CLinuxProcess          the Linux process calls Swift cannot import (pidfd_open, prctl, pipe2)
+//   PeerpoolErrors         the one error shape: snake_case codes scoped to their type, message, source location
 //   PeerpoolIdentity       ID52 names, ed25519 secret keys, self-signed certificates
 //   PeerpoolDiscovery      (Identity) iroh's discovery: z-base-32, BLAKE3, pkarr packets, DNS TXT lookups, relay frames
 //   PeerpoolRelay          (Identity, Discovery, NIO) iroh relay client: WebSocket to /relay, datagrams addressed by endpoint id
@@ -30,6 +31,7 @@ let package = Package(
     products: [
         .executable(name: "peerpool", targets: ["peerpool"]),
         .executable(name: "peerpool-bench", targets: ["PeerpoolBenchmarks"]),
+        .library(name: "PeerpoolErrors", targets: ["PeerpoolErrors"]),
         .library(name: "PeerpoolIdentity", targets: ["PeerpoolIdentity"]),
         .library(name: "PeerpoolDiscovery", targets: ["PeerpoolDiscovery"]),
         .library(name: "PeerpoolRelay", targets: ["PeerpoolRelay"]),
@@ -54,6 +56,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         // Already in the graph through async-http-client; named here for the relay client's https.
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.36.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // ngtcp2 0.12 + its GnuTLS crypto helper + GnuTLS. The shim holds only what Swift cannot
@@ -67,9 +70,13 @@ let package = Package(
         .systemLibrary(name: "CZMQ", providers: [.apt(["libzmq3-dev"])]),
         // pidfd_open and prctl(PR_SET_PDEATHSIG): a variadic syscall and a variadic prctl.
         .systemLibrary(name: "CLinuxProcess"),
+        // The one shape of every error: a snake_case code scoped to its type, a message, a source
+        // location; equality on the code. No dependencies, so every layer can use it.
+        .target(name: "PeerpoolErrors"),
         .target(
             name: "PeerpoolWire",
             dependencies: [
+                "PeerpoolErrors",
                 "CZMQ",
                 "PeerpoolProtocol",
                 "PeerpoolIdentity",
@@ -79,6 +86,7 @@ let package = Package(
         .target(
             name: "PeerpoolIdentity",
             dependencies: [
+                "PeerpoolErrors",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
@@ -90,6 +98,7 @@ let package = Package(
         .target(
             name: "PeerpoolDiscovery",
             dependencies: [
+                "PeerpoolErrors",
                 "PeerpoolIdentity",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -120,6 +129,7 @@ let package = Package(
         .target(
             name: "PeerpoolProtocol",
             dependencies: [
+                "PeerpoolErrors",
                 "PeerpoolIdentity",
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
@@ -127,6 +137,7 @@ let package = Package(
         .target(
             name: "PeerpoolQUIC",
             dependencies: [
+                "PeerpoolErrors",
                 "CNGTCP2",
                 "PeerpoolIdentity",
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -138,6 +149,7 @@ let package = Package(
         .target(
             name: "PeerpoolPool",
             dependencies: [
+                "PeerpoolErrors",
                 "PeerpoolProtocol",
                 "PeerpoolQUIC",
                 "PeerpoolDiscovery",
@@ -153,6 +165,7 @@ let package = Package(
         .target(
             name: "PeerpoolClient",
             dependencies: [
+                "PeerpoolErrors",
                 "CZMQ",
                 "PeerpoolWire",
                 "PeerpoolProtocol",
@@ -162,11 +175,12 @@ let package = Package(
             ]
         ),
         // Spawning and watching child processes, and a child's side of its parent's death.
-        .target(name: "PeerpoolProcess", dependencies: ["CLinuxProcess"]),
+        .target(name: "PeerpoolProcess", dependencies: ["PeerpoolErrors", "CLinuxProcess"]),
         // One worker process: its pool, serving what the supervisor routes to its shard.
         .target(
             name: "PeerpoolWorker",
             dependencies: [
+                "PeerpoolErrors",
                 "CZMQ",
                 "PeerpoolWire",
                 "PeerpoolPool",
@@ -181,6 +195,9 @@ let package = Package(
         .target(
             name: "PeerpoolSupervisor",
             dependencies: [
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                "PeerpoolErrors",
                 // WorkerSettings: what the supervisor writes to each worker's standard input.
                 "PeerpoolWorker",
                 "PeerpoolClient",
@@ -202,6 +219,7 @@ let package = Package(
         .target(
             name: "PeerpoolCommandSupport",
             dependencies: [
+                "PeerpoolErrors",
                 "PeerpoolQUIC", "PeerpoolIdentity",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -253,6 +271,7 @@ let package = Package(
             name: "PeerpoolTestSupport", dependencies: ["PeerpoolIdentity"], path: "Tests/PeerpoolTestSupport",
             exclude: ["Scripts"]
         ),
+        .testTarget(name: "PeerpoolErrorsTests", dependencies: ["PeerpoolErrors"]),
         .testTarget(name: "PeerpoolIdentityTests", dependencies: ["PeerpoolIdentity"]),
         .testTarget(
             name: "PeerpoolDiscoveryTests",
@@ -297,10 +316,12 @@ let package = Package(
         .testTarget(
             name: "PeerpoolSupervisorTests",
             dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 "PeerpoolSupervisor", "PeerpoolWire", "PeerpoolPool", "PeerpoolQUIC", "PeerpoolIdentity",
                 "PeerpoolTestSupport", "CZMQ",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

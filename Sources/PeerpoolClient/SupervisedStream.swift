@@ -1,4 +1,5 @@
 import NIOCore
+import PeerpoolErrors
 import PeerpoolIdentity
 import PeerpoolProtocol
 import PeerpoolWire
@@ -112,14 +113,14 @@ public final class SupervisedStream: Sendable {
     }
 }
 
-extension WireError.Code {
+extension ErrorCode where Domain == WireError {
     /// Client side only: `readToEnd(limit:)` met more bytes than its limit.
-    public static let tooMuchData: Self = "too_much_data"
+    public static let tooMuchData = Self("too_much_data")
     /// Client side only: this client already ended the stream's direction (`finish()`,
     /// `reset(code:)`, dropping the stream).
-    public static let streamClosed: Self = "stream_closed"
+    public static let streamClosed = Self("stream_closed")
     /// Client side only: a second reader, or a second writer, on one stream at the same time.
-    public static let streamBusy: Self = "stream_busy"
+    public static let streamBusy = Self("stream_busy")
 }
 
 extension SupervisedStream: PeerByteStream {}

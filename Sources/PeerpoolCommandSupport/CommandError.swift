@@ -1,3 +1,4 @@
+import PeerpoolErrors
 import Foundation
 
 /// Why a command or benchmark could not run: a stable `code` to match on and a message saying
@@ -6,35 +7,34 @@ import Foundation
 /// For a missing tool, a child that did not answer in time, or figures that cannot be trusted
 /// (a download of the wrong size). A benchmark that ran but missed its bar is not an error (it
 /// prints FAIL and exits 0). ArgumentParser prints the message and exits non-zero.
-public struct CommandError: Error, CustomStringConvertible, LocalizedError, Equatable {
+public struct CommandError: PeerpoolError {
     /// Open set of error kinds, as static members.
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
-        public let name: String
-        private init(_ name: String) { self.name = name }
-        public var description: String { name }
-
-        /// A program the benchmark runs is not installed.
-        public static let missingTool = Code("missing_tool")
-        /// posix_spawn, pipe or a file operation failed.
-        public static let spawnFailed = Code("spawn_failed")
-        /// A child or a transfer did not answer within its deadline (the child was killed).
-        public static let timedOut = Code("timed_out")
-        /// A child exited with a failure status or said something we do not understand.
-        public static let childFailed = Code("child_failed")
-        /// A transfer delivered the wrong number of bytes.
-        public static let verificationFailed = Code("verification_failed")
-    }
+    public typealias Code = ErrorCode<CommandError>
 
     public let code: Code
     public let message: String
+    /// Where the error was made, for logs; not compared.
+    public let location: SourceLocation
 
-    public init(_ code: Code, _ message: String) {
+    public init(_ code: Code, _ message: String, file: String = #fileID, line: Int = #line) {
+        self.location = SourceLocation(fileID: file, line: line)
         self.code = code
         self.message = message
     }
-
-    public var description: String { "\(code): \(message)" }
     public var errorDescription: String? { description }
+}
 
-    public static func == (lhs: CommandError, rhs: CommandError) -> Bool { lhs.code == rhs.code }
+extension ErrorCode where Domain == CommandError {
+    /// A socket the command was asked to serve on could not be bound (in use, not an address here).
+    public static let bindFailed = Self("bind_failed")
+    /// A program the benchmark runs is not installed.
+    public static let missingTool = Self("missing_tool")
+    /// posix_spawn, pipe or a file operation failed.
+    public static let spawnFailed = Self("spawn_failed")
+    /// A child or a transfer did not answer within its deadline (the child was killed).
+    public static let timedOut = Self("timed_out")
+    /// A child exited with a failure status or said something we do not understand.
+    public static let childFailed = Self("child_failed")
+    /// A transfer delivered the wrong number of bytes.
+    public static let verificationFailed = Self("verification_failed")
 }

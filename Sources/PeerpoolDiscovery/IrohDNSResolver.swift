@@ -33,7 +33,7 @@ public actor IrohDNSResolver {
     private let nameServers: [SocketAddress]
     private let group: any EventLoopGroup
     private let now: @Sendable () -> ContinuousClock.Instant
-    private var cache: [ID52: (result: DNSLookupResult, expires: ContinuousClock.Instant)] = [:]
+    private var cache: RecordCache<DNSLookupResult>
     private var inFlight: [ID52: Task<DNSLookupResult, any Error>] = [:]
 
     /// `now` is the clock TTLs are measured on; tests pass a manual one.
@@ -47,19 +47,20 @@ public actor IrohDNSResolver {
         self.nameServers = try configuration.resolvedNameServers()
         self.group = group
         self.now = now
+        self.cache = RecordCache(capacity: configuration.cacheCapacity)
     }
 
     /// The peer's record, from the cache while its TTL lasts, else from DNS. An empty record
     /// (NXDOMAIN or no TXT values) is a result, not an error. Throws ``DiscoveryError`` with
     /// `dns_timeout`, `dns_server_failure`, `dns_truncated`, `dns_malformed` or `bad_iroh_record`.
     public func lookup(_ peer: ID52) async throws -> DNSLookupResult {
-        if let entry = cache[peer], now() < entry.expires { return entry.result }
+        if let cached = cache.value(for: peer, now: now()) { return cached }
         if let running = inFlight[peer] { return try await running.value }
         let task = Task { try await self.query(peer) }
         inFlight[peer] = task
         defer { inFlight[peer] = nil }
         let result = try await task.value
-        store(result, for: peer)
+        cache.store(result, for: peer, ttl: result.ttl, now: now())
         return result
     }
 
@@ -68,18 +69,6 @@ public actor IrohDNSResolver {
 
     public var cachedCount: Int { cache.count }
 
-    private func store(_ result: DNSLookupResult, for peer: ID52) {
-        guard result.ttl > .zero, configuration.cacheCapacity > 0 else { return }
-        let current = now()
-        if cache[peer] == nil, cache.count >= configuration.cacheCapacity {
-            cache = cache.filter { $0.value.expires > current }
-            if cache.count >= configuration.cacheCapacity,
-               let soonest = cache.min(by: { $0.value.expires < $1.value.expires })?.key {
-                cache[soonest] = nil
-            }
-        }
-        cache[peer] = (result, current + result.ttl)
-    }
 
     private func query(_ peer: ID52) async throws -> DNSLookupResult {
         let name = IrohEndpointRecord.name(of: peer, origin: configuration.origin)

@@ -6,6 +6,16 @@ import PeerpoolIdentity
 public protocol AddressResolver: Sendable {
     /// Addresses to try, best first. Empty when unknown.
     func addresses(of peer: ID52) async throws -> [SocketAddress]
+
+    /// Addresses and relay servers: what discovery (DNS, pkarr) knows beyond addresses. A
+    /// resolver that knows only addresses need not implement it.
+    func route(to peer: ID52) async throws -> PeerRoute
+}
+
+extension AddressResolver {
+    public func route(to peer: ID52) async throws -> PeerRoute {
+        PeerRoute(addresses: try await addresses(of: peer))
+    }
 }
 
 /// A fixed table from ID52 to addresses, loaded from a file or built in code.

@@ -16,16 +16,28 @@ public struct ChainedResolver: AddressResolver {
     }
 
     public func addresses(of peer: ID52) async throws -> [SocketAddress] {
+        try await first(empty: [], isEmpty: \.isEmpty) { try await $0.addresses(of: peer) }
+    }
+
+    /// The first resolver's route with an address or a relay: a relay-only answer ends the
+    /// chain too, since a later resolver is no more likely to know a direct address.
+    public func route(to peer: ID52) async throws -> PeerRoute {
+        try await first(empty: PeerRoute(), isEmpty: \.isEmpty) { try await $0.route(to: peer) }
+    }
+
+    private func first<Answer>(
+        empty: Answer, isEmpty: (Answer) -> Bool, _ ask: (any AddressResolver) async throws -> Answer
+    ) async throws -> Answer {
         var emptyAnswer: PoolError?
         for resolver in resolvers {
             do {
-                let found = try await resolver.addresses(of: peer)
-                if !found.isEmpty { return found }
+                let found = try await ask(resolver)
+                if !isEmpty(found) { return found }
             } catch let error as PoolError where error.code == .noAddress {
                 emptyAnswer = error
             }
         }
         if let emptyAnswer { throw emptyAnswer }
-        return []
+        return empty
     }
 }

@@ -205,25 +205,21 @@ actor ConnectionManager {
         connectAttempt = Task {
             let outcome: Result<QUICConnection, any Error>
             do {
-                let candidates: [SocketAddress]
-                if let address { candidates = [address] } else { candidates = try await resolver.addresses(of: remote) }
-                guard !candidates.isEmpty else {
-                    throw PoolError(.noAddress, peer: remote, "no address known for \(remote): give one as \(remote)@host:port or add it to the address book")
+                let route = if let address { PeerRoute(addresses: [address]) } else { try await resolver.route(to: remote) }
+                if route.isEmpty {
+                    // The resolver's own no_address says what discovery answered (cached: no second query).
+                    _ = try await resolver.addresses(of: remote)
                 }
-                var lastError: (any Error)?
-                var connected: QUICConnection?
-                for candidate in candidates where connected == nil {
-                    do {
-                        connected = try await withTimeout(timeout, {
+                guard !route.addresses.isEmpty else { throw Self.noPath(to: remote, route) }
+                let connected = try await DialRace.first(route.addresses.map { candidate in
+                    {
+                        try await withTimeout(timeout, {
                             QUICError(.handshakeTimeout, "no handshake with \(remote) at \(candidate) within \(timeout)")
                         }) {
                             try await endpoint.connect(to: remote, at: candidate, as: local)
                         }
-                    } catch {
-                        lastError = error
                     }
-                }
-                guard let connected else { throw lastError! }
+                })
                 outcome = .success(connected)
             } catch let error as PoolError {
                 outcome = .failure(error)
@@ -234,6 +230,15 @@ actor ConnectionManager {
             }
             self.connectFinished(outcome, attempt: attempt)
         }
+    }
+
+    /// `no_address`, saying what discovery knew: nothing, or only relays this pool cannot use.
+    static func noPath(to remote: ID52, _ route: PeerRoute) -> PoolError {
+        if route.relayURLs.isEmpty {
+            return PoolError(.noAddress, peer: remote, "no address known for \(remote): give one as \(remote)@host:port or add it to the address book")
+        }
+        let relays = route.relayURLs.map { "relay=\($0)" }.joined(separator: " ")
+        return PoolError(.noAddress, peer: remote, "no direct address known for \(remote): discovery names only \(relays); the peer is reachable only through its relay, and this endpoint has no relay path")
     }
 
     private func connectFinished(_ outcome: Result<QUICConnection, any Error>, attempt: UInt64) {

@@ -1,3 +1,4 @@
+import PeerpoolErrors
 import CLinuxProcess
 
 #if canImport(Glibc)
@@ -41,17 +42,9 @@ public enum ParentDeath {
 }
 
 /// `ParentDeath.arm` failed: the worker must exit rather than run without a supervisor.
-public struct ParentDeathError: Error, CustomStringConvertible {
+public struct ParentDeathError: PeerpoolError {
     /// What went wrong. Open-ended: new codes may be added.
-    public struct Code: Sendable, Hashable, CustomStringConvertible {
-        private let name: String
-        public var description: String { name }
-
-        /// The parent is no longer the expected supervisor: it died before we armed the signal.
-        public static let parentGone = Code(name: "parentGone")
-        /// `prctl(PR_SET_PDEATHSIG)` failed (see `errno`).
-        public static let cannotArm = Code(name: "cannotArm")
-    }
+    public typealias Code = ErrorCode<ParentDeathError>
 
     public let code: Code
     /// The supervisor's pid, as passed to `arm`.
@@ -60,8 +53,17 @@ public struct ParentDeathError: Error, CustomStringConvertible {
     public let actualParent: pid_t
     /// The `prctl` error for `.cannotArm`; 0 otherwise.
     public let errno: Int32
+    public let location: SourceLocation
 
-    public var description: String {
+    public init(code: Code, expectedParent: pid_t, actualParent: pid_t, errno: Int32, file: String = #fileID, line: Int = #line) {
+        self.code = code
+        self.expectedParent = expectedParent
+        self.actualParent = actualParent
+        self.errno = errno
+        self.location = SourceLocation(fileID: file, line: line)
+    }
+
+    public var message: String {
         switch code {
         case .cannotArm:
             let reason = String(cString: strerror(errno))
@@ -71,4 +73,11 @@ public struct ParentDeathError: Error, CustomStringConvertible {
                 + "worker exits"
         }
     }
+}
+
+extension ErrorCode where Domain == ParentDeathError {
+    /// The parent is no longer the expected supervisor: it died before we armed the signal.
+    public static let parentGone = Self("parent_gone")
+    /// `prctl(PR_SET_PDEATHSIG)` failed (see `errno`).
+    public static let cannotArm = Self("cannot_arm")
 }

@@ -1,3 +1,4 @@
+import PeerpoolErrors
 import CLinuxProcess
 import Foundation  // ProcessInfo (our environment for the child), Thread (the standard input writer)
 
@@ -345,29 +346,27 @@ private func closeDescriptor(_ descriptor: Int32) {
 }
 
 /// A worker process could not be started.
-public struct ProcessSpawnError: Error, CustomStringConvertible {
+public struct ProcessSpawnError: PeerpoolError {
     /// Which step failed. Open-ended: new codes may be added.
-    public struct Code: Sendable, Hashable, CustomStringConvertible {
-        private let name: String
-        public var description: String { name }
-
-        /// The pipe for its standard input (or the writer's descriptors) could not be created.
-        public static let cannotCreatePipe = Code(name: "cannotCreatePipe")
-        /// `posix_spawn` failed: a missing or non-executable file, or no resources.
-        public static let cannotSpawn = Code(name: "cannotSpawn")
-        /// `pidfd_open` failed; the child was killed again.
-        public static let cannotWatch = Code(name: "cannotWatch")
-    }
+    public typealias Code = ErrorCode<ProcessSpawnError>
 
     public let code: Code
     /// The executable's path as given.
     public let executable: String
     /// The system error.
     public let errno: Int32
+    public let location: SourceLocation
+
+    public init(code: Code, executable: String, errno: Int32, file: String = #fileID, line: Int = #line) {
+        self.code = code
+        self.executable = executable
+        self.errno = errno
+        self.location = SourceLocation(fileID: file, line: line)
+    }
 
     /// "cannot start worker /x/peerpool: No such file or directory (…)"; what failed, why, and
     /// where known what to do about it.
-    public var description: String {
+    public var message: String {
         var message = "cannot start worker \(executable): "
         switch code {
         case .cannotCreatePipe: message += "cannot create its standard input pipe: "
@@ -392,4 +391,13 @@ public struct ProcessSpawnError: Error, CustomStringConvertible {
         }
         return message
     }
+}
+
+extension ErrorCode where Domain == ProcessSpawnError {
+    /// The pipe for its standard input (or the writer's descriptors) could not be created.
+    public static let cannotCreatePipe = Self("cannot_create_pipe")
+    /// `posix_spawn` failed: a missing or non-executable file, or no resources.
+    public static let cannotSpawn = Self("cannot_spawn")
+    /// `pidfd_open` failed; the child was killed again.
+    public static let cannotWatch = Self("cannot_watch")
 }

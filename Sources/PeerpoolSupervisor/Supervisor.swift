@@ -17,6 +17,8 @@ public final class Supervisor: Service, Sendable {
     public let configuration: SupervisorConfiguration
     public let identities: [SecretKey]
     public let runtimeDirectory: RuntimeDirectory
+    /// Prometheus metrics of every shard; `metricsText()` renders them fresh.
+    public let metrics: SupervisorMetrics
     private let core: SupervisorCore
     private let reactor: ZMQReactor
     private let context: ZMQContext
@@ -36,6 +38,7 @@ public final class Supervisor: Service, Sendable {
         let command = try configuration.workerCommand ?? Self.defaultWorkerCommand()
         reactor = try ZMQReactor(name: "peerpool-supervisor")
         context = try ZMQContext(ioThreads: 1)
+        metrics = SupervisorMetrics(workers: configuration.workers)
         core = SupervisorCore(
             configuration: configuration, identities: identities, workerCommand: command,
             reactor: reactor, context: context, logger: logger
@@ -52,6 +55,13 @@ public final class Supervisor: Service, Sendable {
 
     /// The endpoint clients connect to.
     public var frontendEndpoint: String { runtimeDirectory.frontendEndpoint }
+
+    /// The Prometheus exposition of ``metrics``, its gauges refreshed from a status snapshot
+    /// first (a stopped supervisor renders what it last knew).
+    public func metricsText() async -> [UInt8] {
+        if let status = try? await status() { metrics.update(from: status) }
+        return metrics.render()
+    }
 
     /// This executable with `worker`, when this executable is `peerpool`; an embedding
     /// application must name the peerpool executable in `workerCommand`.

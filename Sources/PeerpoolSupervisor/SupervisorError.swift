@@ -1,32 +1,32 @@
-/// Why a supervisor could not start or run. Equality compares only the code.
-public struct SupervisorError: Error, Sendable, Equatable, CustomStringConvertible {
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
-        public let name: String
-        init(_ name: String) { self.name = name }
-        public var description: String { name }
+import PeerpoolErrors
 
-        /// The runtime directory is missing, unusable or not private.
-        public static let runtimeDirectory = Code("runtime_directory")
-        /// Another supervisor holds the runtime directory's lock.
-        public static let alreadyRunning = Code("already_running")
-        /// A ZeroMQ socket could not be created or bound.
-        public static let socket = Code("socket")
-        /// No identity could be loaded.
-        public static let identity = Code("identity")
-        /// The worker executable could not be found.
-        public static let workerCommand = Code("worker_command")
-        /// The supervisor has shut down: its routing thread takes no more work.
-        public static let stopped = Code("stopped")
-    }
+/// Why a supervisor could not start or run. Equality compares only the code.
+public struct SupervisorError: PeerpoolError {
+    public typealias Code = ErrorCode<SupervisorError>
 
     public let code: Code
     public let message: String
+    /// Where the error was made, for logs; not compared.
+    public let location: SourceLocation
 
-    public init(_ code: Code, _ message: String) {
+    public init(_ code: Code, _ message: String, file: String = #fileID, line: Int = #line) {
+        self.location = SourceLocation(fileID: file, line: line)
         self.code = code
         self.message = message
     }
+}
 
-    public var description: String { "\(code): \(message)" }
-    public static func == (a: SupervisorError, b: SupervisorError) -> Bool { a.code == b.code }
+extension ErrorCode where Domain == SupervisorError {
+    /// The runtime directory is missing, unusable or not private.
+    public static let runtimeDirectory = Self("runtime_directory")
+    /// Another supervisor holds the runtime directory's lock.
+    public static let alreadyRunning = Self("already_running")
+    /// A ZeroMQ socket could not be created or bound.
+    public static let socket = Self("socket")
+    /// No identity could be loaded.
+    public static let identity = Self("identity")
+    /// The worker executable could not be found.
+    public static let workerCommand = Self("worker_command")
+    /// The supervisor has shut down: its routing thread takes no more work.
+    public static let stopped = Self("stopped")
 }

@@ -56,6 +56,8 @@ struct ListenCommand: AsyncParsableCommand {
     @Flag(help: "Log streams and their errors on standard error.")
     var verbose = false
 
+    @OptionGroup(title: "Discovery") var publish: PublishOptions
+
     /// Connections (and accept backlog) above the identity count, so that every identity can
     /// be dialled at once and still leave room for more.
     static let connectionHeadroom = 1024
@@ -97,6 +99,7 @@ struct ListenCommand: AsyncParsableCommand {
             }
         }
         let endpoint = endpoints[0]
+        let publishers = try publish.publishers(for: keys, on: endpoints, logger: logger)
 
         let (stops, stop) = AsyncStream<String>.makeStream(bufferingPolicy: .bufferingOldest(1))
         let signalSources = StopRequests.watchSignals(stop)
@@ -117,10 +120,17 @@ struct ListenCommand: AsyncParsableCommand {
 
         await withDiscardingTaskGroup { group in
             for acceptor in acceptors { group.addTask { try? await acceptor.run() } }
+            let publishing = Task {
+                await withDiscardingTaskGroup { publishing in
+                    for publisher in publishers { publishing.addTask { try? await publisher.run() } }
+                }
+            }
             for await reason in stops {
                 logger.debug("stopping", metadata: ["reason": "\(reason)"])
                 break
             }
+            publishing.cancel()
+            await publishing.value
             // Ends every connection and the incoming sequence, and with them the acceptors.
             // One watchdog (it ends the process after 5 s) for all of them.
             await withDiscardingTaskGroup { closing in

@@ -21,7 +21,7 @@ struct PingCommand: AsyncParsableCommand {
     )
 
     @Argument(help: ArgumentHelp(
-        "The peer: its ID52 and where it listens (IPv6 as id52@[::1]:port), or its ID52 alone with --dns-origin.",
+        "The peer: its ID52 and where it listens (IPv6 as id52@[::1]:port), or its ID52 alone with --dns-origin or --pkarr-relay.",
         valueName: "id52@host:port"))
     var peer: String
 
@@ -78,14 +78,36 @@ struct DialOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Name server for --dns-origin (default: those of /etc/resolv.conf).", valueName: "ip:port"))
     var dnsServer: String?
 
+    @Option(help: ArgumentHelp(
+        "Find a peer given by ID52 alone in the signed packet a pkarr relay holds for it (GET <url>/<z-base-32 key>; iroh's is https://dns.iroh.link/pkarr). Asked after --dns-origin. Default: off.",
+        valueName: "url"))
+    var pkarrRelay: String?
+
     func validate() throws {
         guard timeout > 0, timeout.isFinite else { throw ValidationError("--timeout must be a positive number of seconds") }
         if dnsServer != nil, dnsOrigin == nil { throw ValidationError("--dns-server needs --dns-origin") }
     }
 
-    /// DNS discovery when `--dns-origin` is given, else no resolver (the address must come with the peer).
+    /// Whether a peer given by ID52 alone can be found.
+    var discovers: Bool { dnsOrigin != nil || pkarrRelay != nil }
+
+    /// DNS discovery with `--dns-origin`, then pkarr with `--pkarr-relay`; else no resolver (the
+    /// address must come with the peer).
     func resolver() throws -> any AddressResolver {
-        guard let dnsOrigin else { return AddressBook() }
+        var resolvers: [any AddressResolver] = []
+        if let dnsOrigin { resolvers.append(try dnsResolver(origin: dnsOrigin)) }
+        if let pkarrRelay {
+            do {
+                let client = try PkarrRelayClient(relayURL: pkarrRelay, timeout: .seconds(min(timeout, 10)))
+                resolvers.append(PkarrAddressResolver(PkarrResolver(relay: client)))
+            } catch {
+                throw ValidationError("--pkarr-relay \(pkarrRelay): \(error.message)")
+            }
+        }
+        return resolvers.isEmpty ? AddressBook() : ChainedResolver(resolvers)
+    }
+
+    private func dnsResolver(origin dnsOrigin: String) throws -> DNSAddressResolver {
         var nameServers: [SocketAddress]?
         if let dnsServer {
             guard let server = IrohEndpointRecord.socketAddress(Substring(dnsServer)) else {
@@ -95,7 +117,7 @@ struct DialOptions: ParsableArguments {
         }
         var configuration = DNSDiscoveryConfiguration(origin: dnsOrigin, nameServers: nameServers)
         configuration.queryTimeout = .seconds(min(timeout, 5))
-        return ChainedResolver([DNSAddressResolver(try IrohDNSResolver(configuration: configuration))])
+        return DNSAddressResolver(try IrohDNSResolver(configuration: configuration))
     }
 
     /// Runs `body` with a pool on a fresh dial-only endpoint and the parsed `target`; closes both
@@ -108,7 +130,7 @@ struct DialOptions: ParsableArguments {
         quic.handshakeTimeout = limit
         // A wildcard socket of the peer's family: the kernel picks the source address. A peer
         // found through DNS may have either family: a dual-stack socket.
-        let host = address.socketAddress == nil && dnsOrigin != nil || address.socketAddress?.protocol == .inet6 ? "::" : "0.0.0.0"
+        let host = address.socketAddress == nil && discovers || address.socketAddress?.protocol == .inet6 ? "::" : "0.0.0.0"
         let endpoint = try await QUICEndpoint.bind(
             host: host, port: 0, identities: [key], acceptIncoming: false, configuration: quic)
         var configuration = PoolConfiguration()

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import PeerpoolCommandSupport
 import PeerpoolSupervisor
 import ServiceLifecycle
 
@@ -14,7 +15,10 @@ struct ServeCommand: AsyncParsableCommand {
             docs/wire-protocol.md (examples/python has a client). Standard output gets \
             `SERVING <frontend endpoint> <workers>` once the socket is bound, then the ID52 of \
             each identity. SIGTERM or SIGINT drain (no new requests, running ones get the grace \
-            period) and stop the workers. Options override the configuration file.
+            period) and stop the workers. Options override the configuration file. With \
+            --metrics, a last line `METRICS http://<host>:<port>/metrics` follows the identities: \
+            Prometheus metrics of every shard (label `shard`): opens, failures by code, open \
+            latency, bytes each way, connections, streams, restarts and worker state.
             """
     )
 
@@ -36,6 +40,15 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "level"))
     var logLevel: Logger.Level = .info
 
+    @Option(help: ArgumentHelp(
+        "Serve Prometheus metrics over HTTP at http://<host:port>/metrics (port 0: any free port). Default: off.",
+        valueName: "host:port"))
+    var metrics: String?
+
+    func validate() throws {
+        if let metrics { _ = try HostPort.parse(metrics) }
+    }
+
     func run() async throws {
         var configuration = try config.map { try SupervisorConfiguration(contentsOfFile: $0) } ?? SupervisorConfiguration()
         if let workers { configuration.workers = workers }
@@ -48,13 +61,28 @@ struct ServeCommand: AsyncParsableCommand {
         let identities = try configuration.loadIdentities()
         let supervisor = try Supervisor(configuration: configuration, identities: identities, logger: logger)
         try await supervisor.start()
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: supervisor)]
         var announcement = "SERVING \(supervisor.frontendEndpoint) \(supervisor.configuration.workers)\n"
         for key in identities { announcement += "\(key.id52)\n" }
+        if let metrics {
+            let (host, port) = try HostPort.parse(metrics)
+            let server: MetricsHTTPServer
+            do {
+                server = try await MetricsHTTPServer(host: host, port: port, logger: logger) { await supervisor.metricsText() }
+            } catch {
+                await supervisor.shutdown()
+                throw CommandError(.bindFailed, "cannot serve metrics on \(metrics): \(error)")
+            }
+            services.append(.init(service: server))
+            let bound = server.localAddress
+            let shown = bound.protocol == .inet6 ? "[\(bound.ipAddress ?? host)]" : bound.ipAddress ?? host
+            announcement += "METRICS http://\(shown):\(bound.port ?? port)/metrics\n"
+        }
         try FileHandle.standardOutput.write(contentsOf: Data(announcement.utf8))
 
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: supervisor)],
+                services: services,
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )

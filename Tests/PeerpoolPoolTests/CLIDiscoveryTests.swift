@@ -35,4 +35,39 @@ struct CLIDiscoveryTests {
         let result = try await CLIProcess.run(["ping", "\(SecretKey.generate().id52)"])
         #expect(result.status != 0 && result.stderr.contains("no_address"), "\(result)")
     }
+
+    /// The whole round of pkarr discovery between two peerpool commands: `listen --pkarr-relay`
+    /// publishes its address signed by its key; `ping ID52 --pkarr-relay` finds it there.
+    @Test func listenPublishesToPkarr_andPingFindsItByID52Alone() async throws {
+        let relay = try await PythonTestServer(script: "pkarr_relay.py")
+        var puts = relay.lines.makeAsyncIterator()
+        let url = "http://127.0.0.1:\(relay.port)/pkarr"
+        let listener = try await CLIProcess.Listener(["--pkarr-relay", url])
+        let id = listener.identities[0]
+        let put = await puts.next()
+        #expect(put?.hasPrefix("PUT \(ZBase32.encode(id)) ") == true, "\(String(describing: put))")
+        #expect(put?.hasSuffix(" addr=127.0.0.1:\(listener.port)") == true, "\(String(describing: put))")
+
+        let result = try await CLIProcess.run(["ping", "\(id)", "--pkarr-relay", url])
+        #expect(result.status == 0, "\(result)")
+        #expect(result.stdout.hasPrefix("pong from \(id): "), "\(result)")
+        _ = await listener.stop()
+    }
+
+    @Test func publishAddress_replacesTheSocketsOwn() async throws {
+        let relay = try await PythonTestServer(script: "pkarr_relay.py")
+        var puts = relay.lines.makeAsyncIterator()
+        let listener = try await CLIProcess.Listener([
+            "--pkarr-relay", "http://127.0.0.1:\(relay.port)/pkarr", "--publish-address", "192.0.2.7:4433",
+            "--publish-address", "[2001:db8::7]:4433",
+        ])
+        let put = await puts.next()
+        #expect(put?.hasSuffix(" addr=192.0.2.7:4433,addr=[2001:db8::7]:4433") == true, "\(String(describing: put))")
+        _ = await listener.stop()
+    }
+
+    @Test func publishAddress_withoutPkarrRelay_isAUsageError() async throws {
+        let result = try await CLIProcess.run(["listen", "--publish-address", "192.0.2.7:4433"])
+        #expect(result.status != 0 && result.stderr.contains("--publish-address needs --pkarr-relay"), "\(result)")
+    }
 }

@@ -193,7 +193,7 @@ struct SpawnedProcessTests {
         #expect(error.code == .cannotSpawn)
         #expect(error.errno == ENOENT)
         #expect(error.executable == "/nonexistent/peerpool")
-        #expect(error.description.hasPrefix("cannot start worker /nonexistent/peerpool: No such file or directory"))
+        #expect(error.message.hasPrefix("cannot start worker /nonexistent/peerpool: No such file or directory"))
     }
 
     // MARK: ProcessTermination

@@ -869,9 +869,12 @@ final class ServeProcess: Sendable {
     let directory: ScratchDirectory
     let endpoint: String
     let identity: ID52
+    /// `http://host:port/metrics`, when started with `--metrics`.
+    let metricsURL: String?
 
-    /// `yaml` is appended to the test defaults (quick heartbeats, a 30 s connect timeout).
-    init(workers: Int, yaml: String = "") async throws {
+    /// `yaml` is appended to the test defaults (quick heartbeats, a 30 s connect timeout);
+    /// `arguments` to the command line.
+    init(workers: Int, yaml: String = "", arguments: [String] = []) async throws {
         let directory = try ScratchDirectory()
         self.directory = directory
         let configuration = directory.file("peerpool.yaml")
@@ -889,7 +892,7 @@ final class ServeProcess: Sendable {
                 peerpool: [
                     "serve", "--workers", "\(workers)", "--runtime-dir", directory.path, "--config", configuration,
                     "--log-level", SupervisorFixture.verbose ? "debug" : "warning",
-                ],
+                ] + arguments,
                 standardError: directory.file("serve.log"))
         } catch {
             directory.remove()
@@ -907,6 +910,17 @@ final class ServeProcess: Sendable {
         }
         endpoint = String(fields[1])
         self.identity = id52
+        if arguments.contains("--metrics") {
+            let line = await child.nextLine()
+            guard let line, line.hasPrefix("METRICS http://") else {
+                await child.kill()
+                directory.remove()
+                throw TestSupportError("peerpool serve --metrics did not announce its URL: \(line ?? "nothing")")
+            }
+            metricsURL = String(line.dropFirst("METRICS ".count))
+        } else {
+            metricsURL = nil
+        }
     }
 
     /// What it and its workers logged so far (the end of it).
