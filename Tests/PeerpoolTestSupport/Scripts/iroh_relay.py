@@ -19,7 +19,10 @@ DIR/cert.pem (the client's trust root) and DIR/key.pem.
 
 Stdout, one line per event: "LISTENING <port>" first, then "ACCEPTED <hex key> <v1|v2>",
 "REFUSED <hex key>", "GONE <hex key>", "GARBAGE <hex key>". Stdin: "restarting <ms> <ms>"
-sends frame 12 to every client; EOF exits. The listening socket uses SO_REUSEADDR, so a
+sends frame 12 to every client; "stats" prints "STATS forwarded <frames> <bytes> dropped <frames>
+gone <frames>" (datagram frames passed on, their bytes after the destination key, frames dropped for a slow
+destination, sends answered "endpoint gone"), so a test can tell traffic went through the relay;
+EOF exits. The listening socket uses SO_REUSEADDR, so a
 relay killed mid-test can be started again on the same port.
 """
 import argparse
@@ -194,6 +197,7 @@ class Relay:
         self.options = options
         self.clients = {}
         self.garbage_sent = False
+        self.forwarded = self.forwarded_bytes = self.dropped = self.gone = 0
 
     async def handle(self, reader, writer):
         try:
@@ -304,11 +308,15 @@ class Relay:
     def forward(self, source, destination, frame_type, rest):
         target = self.clients.get(destination)
         if target is None:
+            self.gone += 1
             source.socket.send(8, destination)
             return
         source.sent_to.add(destination)
         if target.socket.writer.transport.get_write_buffer_size() > MAX_QUEUED:
+            self.dropped += 1
             return  # the destination is not keeping up: drop, as iroh's relay does
+        self.forwarded += 1
+        self.forwarded_bytes += len(rest)
         target.socket.send(frame_type, source.key + rest)
 
     def leave(self, client):
@@ -323,6 +331,9 @@ class Relay:
     def restarting(self, reconnect_in, try_for):
         for client in self.clients.values():
             client.socket.send(12, struct.pack(">II", reconnect_in, try_for))
+
+    def print_stats(self):
+        print(f"STATS forwarded {self.forwarded} {self.forwarded_bytes} dropped {self.dropped} gone {self.gone}", flush=True)
 
 
 def tls_context(directory):
@@ -353,6 +364,8 @@ def read_commands(loop, relay, done):
         words = line.split()
         if len(words) == 3 and words[0] == "restarting":
             loop.call_soon_threadsafe(relay.restarting, int(words[1]), int(words[2]))
+        elif words == ["stats"]:
+            loop.call_soon_threadsafe(relay.print_stats)
     loop.call_soon_threadsafe(done.set)
 
 
