@@ -26,7 +26,8 @@ stream; echo sends back every byte until the opener finishes, then finishes.
   exit 1 if it is not within --timeout).
 
     server  [--secret HEX] [--host 127.0.0.1]
-            stdout: `READY <udp port> <our ID52>` once bound; `PEER <client ID52>` per connection;
+            stdout: `READY <udp port> <our ID52>` once bound, then `SOCKETS <addr> ...` (every
+            UDP socket iroh bound, the extra [::] one included); `PEER <client ID52>` per connection;
             `STREAM <header>` per stream. Serves "Ping" and {"Generic":"echo"}; anything else
             gets `refused: <header>\\n` and the end of the stream. Runs until stdin reaches EOF
             (the test is gone) or SIGKILL.
@@ -235,6 +236,7 @@ async def server(iroh, args) -> int:
         sys.stderr.write(f"iroh_peer: no socket on {args.host}: {endpoint.bound_sockets()}\n")
         return 1
     say(f"READY {port} {id52(endpoint.id().to_bytes())}")
+    say("SOCKETS " + " ".join(endpoint.bound_sockets()))
     if not await announce_home_relay(endpoint, args):
         return 1
     tasks = set()
