@@ -4,8 +4,8 @@
 #   deploy/setup.sh          build and run: ngtcp2 + GnuTLS, libzmq, pkg-config
 #   deploy/setup.sh --test   also what the tests use: the anchor (Debian's ngtcp2 example
 #                            client and server), pyzmq for the example Python client
-#                            (examples/python), iproute2 (the iroh tests' network
-#                            namespaces), b3sum (BLAKE3 test vectors) and a Python venv in
+#                            (examples/python), iproute2 and nftables (the iroh tests'
+#                            network namespaces, and blocking UDP in them), b3sum (BLAKE3 test vectors) and a Python venv in
 #                            .venv-test/ with aioquic, iroh, dnslib and cryptography (test peers
 #                            and independently built DNS/pkarr vectors)
 set -euo pipefail
@@ -15,7 +15,7 @@ packages=(libngtcp2-dev libngtcp2-crypto-gnutls-dev libgnutls28-dev libzmq3-dev 
 want_test=0
 if [[ "${1:-}" == "--test" ]]; then
     want_test=1
-    packages+=(ngtcp2-server ngtcp2-client python3-venv python3-pip python3-zmq iproute2 b3sum)
+    packages+=(ngtcp2-server ngtcp2-client python3-venv python3-pip python3-zmq iproute2 nftables b3sum)
 fi
 
 missing=()

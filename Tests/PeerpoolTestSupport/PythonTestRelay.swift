@@ -62,6 +62,28 @@ public final class PythonTestRelay: Sendable {
         try child.writeLine("restarting \(reconnectInMilliseconds) \(tryForMilliseconds)")
     }
 
+    /// What the relay has passed on so far (its `stats` command): datagram frames forwarded and
+    /// their bytes, frames dropped for a slow destination, sends answered "endpoint gone".
+    public struct Stats: Sendable, CustomStringConvertible {
+        public let forwarded: Int
+        public let forwardedBytes: Int
+        public let dropped: Int
+        public let gone: Int
+        public var description: String { "forwarded \(forwarded) (\(forwardedBytes) bytes), dropped \(dropped), gone \(gone)" }
+    }
+
+    /// Asks the relay for its counts and waits (bounded) for the answer.
+    public func stats(within timeout: Duration = .seconds(10)) async throws -> Stats {
+        try child.writeLine("stats")
+        let fields = try await value(of: "STATS", within: timeout).split(separator: " ")
+        // forwarded <frames> <bytes> dropped <frames> gone <frames>
+        guard fields.count == 7, let forwarded = Int(fields[1]), let bytes = Int(fields[2]), let dropped = Int(fields[4]),
+              let gone = Int(fields[6]) else {
+            throw TestSupportError("iroh relay printed STATS \(fields)\n\(child.transcript)")
+        }
+        return Stats(forwarded: forwarded, forwardedBytes: bytes, dropped: dropped, gone: gone)
+    }
+
     /// Stops reading from clients (returns once the relay says so): with `--receive-buffer`
     /// their sockets fill and their writes back up.
     public func pauseReading() async throws {

@@ -1,13 +1,19 @@
 """A pkarr relay on 127.0.0.1 (HTTP, random port) for PeerpoolDiscoveryTests, verifying every
 packet independently of the Swift code (cryptography's ed25519, dnslib for the records).
 
-  pkarr_relay.py [--refuse STATUS] [--forged Z32]
+  pkarr_relay.py [--refuse STATUS] [--forged Z32] [--dns-port N [--origin ORIGIN]]
 
 PUT /<z32>: the body is sig[64] | timestamp u64 BE | DNS packet; a bad signature gets 400, a
 timestamp not newer than the stored one 409, else 204 and "PUT <z32> <ts> <txt>,<txt>..." on
 stdout. --refuse answers every PUT with STATUS. GET /<z32>: 200 with the stored body, or 404;
 with --forged Z32, GET /Z32 serves a packet for that key signed by some other key.
 Prints "LISTENING <port>" first; exits at EOF on stdin.
+
+--dns-port N also answers DNS on UDP 127.0.0.1:N (N = 53 inside a network namespace whose
+resolv.conf names 127.0.0.1, where iroh's DNS address lookup asks) from the stored packets, as
+iroh's DNS server does: `TXT _iroh.<z32>.<ORIGIN>` (default origin dns.iroh.link) gets the TXT
+records of <z32>'s packet named `_iroh.<z32>` (or `_iroh`), with their TTLs; anything else
+NXDOMAIN. It prints "QUERY <name> <answers>" for every query, after "LISTENING".
 """
 import os
 import struct
@@ -78,6 +84,38 @@ def pkarr_for_key(key: bytes, signer_seed_hex: str) -> bytes:
     return full[32:]
 
 
+class StoreResolver:
+    """DNS answers from `store`, for names `_iroh.<z32>.<origin>`."""
+
+    def __init__(self, origin: str):
+        self.origin = origin.lower().strip(".")
+
+    def resolve(self, request, handler):
+        name = str(request.q.qname).rstrip(".").lower()
+        reply = request.reply()
+        answers = []
+        labels = name.split(".")
+        if (request.q.qtype == dnslib.QTYPE.TXT and len(labels) > 2 and labels[0] == "_iroh"
+                and ".".join(labels[2:]) == self.origin and labels[1] in store):
+            z32 = labels[1]
+            for rr in dnslib.DNSRecord.parse(store[z32][72:]).rr:
+                if rr.rtype == dnslib.QTYPE.TXT and str(rr.rname).rstrip(".").lower() in ("_iroh", f"_iroh.{z32}"):
+                    answers.append(b"".join(rr.rdata.data).decode())
+                    reply.add_answer(dnslib.RR(request.q.qname, dnslib.QTYPE.TXT, rdata=rr.rdata, ttl=rr.ttl))
+        if not answers:
+            reply.header.rcode = dnslib.RCODE.NXDOMAIN
+        print(f"QUERY {name} {','.join(answers) or '-'}", flush=True)
+        return reply
+
+
+def serve_dns(port: int, origin: str):
+    from dnslib.server import DNSLogger, DNSServer
+    server = DNSServer(StoreResolver(origin), address="127.0.0.1", port=port,
+                       logger=DNSLogger("-request,-reply,-truncated,-error,-recv,-send,-data"))
+    server.start_thread()
+    return server
+
+
 if __name__ == "__main__":
     args = sys.argv[1:]
     if "--refuse" in args:
@@ -86,6 +124,9 @@ if __name__ == "__main__":
         forged = args[args.index("--forged") + 1]
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    if "--dns-port" in args:
+        origin = args[args.index("--origin") + 1] if "--origin" in args else "dns.iroh.link"
+        serve_dns(int(args[args.index("--dns-port") + 1]), origin)
     print(f"LISTENING {server.server_address[1]}", flush=True)
     sys.stdin.read()
     server.shutdown()

@@ -7,22 +7,35 @@ stream protocol here is written from fastn-net's description, not from our Swift
 
 SAFETY: an iroh endpoint's port mapper probes the LAN gateway and cannot be switched off, so this
 script refuses to start unless its network namespace has no interface but loopback (the tests
-run it under `unshare --net`). Relays and address lookup are off (minimal preset, relay mode
-disabled); the only addresses it ever dials are the ones given on the command line.
+run it under `unshare --net`). By default relays and address lookup are off (minimal preset, relay
+mode disabled) and the only addresses it ever dials are the ones given on the command line.
+`--relay URL` makes URL its home relay (`RelayMode.custom_from_urls`; the tests' relay is
+Tests/PeerpoolTestSupport/Scripts/iroh_relay.py on 127.0.0.1). `--dns-discovery` switches to n0's
+preset, whose address lookup resolves `TXT _iroh.<z-base-32 key>.dns.iroh.link` through the
+system resolver (the tests bind-mount a resolv.conf naming 127.0.0.1 over /etc/resolv.conf inside
+the namespace and answer there); its pkarr publisher also tries to reach dns.iroh.link, which
+in the namespace fails quietly. The bindings cannot change the origin or the publisher's relay.
 
 The protocol: the opener opens a bidirectional stream and writes the protocol as one compact
 JSON value and `\\n` ("Ping", {"Generic": "echo"}); the acceptor reads that line, answers
 `ack\\n`, and the two speak the protocol. A ping is answered `ack\\npong\\n` and the end of the
 stream; echo sends back every byte until the opener finishes, then finishes.
 
+  Both roles take [--relay URL] [--dns-discovery]. With --relay, `RELAY <url>` follows the
+  first line once the endpoint is online with that home relay (or `RELAY_ERROR <message>` and
+  exit 1 if it is not within --timeout).
+
     server  [--secret HEX] [--host 127.0.0.1]
-            stdout: `READY <udp port> <our ID52>` once bound; `PEER <client ID52>` per connection;
+            stdout: `READY <udp port> <our ID52>` once bound, then `SOCKETS <addr> ...` (every
+            UDP socket iroh bound, the extra [::] one included); `PEER <client ID52>` per connection;
             `STREAM <header>` per stream. Serves "Ping" and {"Generic":"echo"}; anything else
             gets `refused: <header>\\n` and the end of the stream. Runs until stdin reaches EOF
             (the test is gone) or SIGKILL.
 
-    client  --peer ID52 --addr HOST:PORT [--secret HEX] --mode M [--count N] [--bytes N]
-            [--streams N] [--timeout S]
+    client  --peer ID52 [--addr HOST:PORT] [--relay-url URL] [--secret HEX] --mode M [--count N]
+            [--bytes N] [--streams N] [--timeout S]
+            Dials `--peer` at --addr and/or through the relay --relay-url (the EndpointAddr holds
+            what is given); with neither, by ID alone, which needs --dns-discovery.
             stdout: `ID <our ID52>`, then `CONNECTED <remote ID52>` and `TIMING connect <ms> ms`
             (the handshake), then by mode:
               ping        N pings (--count, default 1), each on a new stream: `PONG ok` or
@@ -113,15 +126,32 @@ def copy_bytes_with_memmove(iroh) -> None:
     iroh.iroh_ffi._UniffiRustBufferBuilder.write = write
 
 
-async def make_endpoint(iroh, secret: bytes | None, bind: str):
+async def make_endpoint(iroh, args, bind: str):
     options = iroh.EndpointOptions(
-        preset=iroh.preset_minimal(),
-        relay_mode=iroh.RelayMode.disabled(),
+        preset=iroh.preset_n0() if args.dns_discovery else iroh.preset_minimal(),
+        relay_mode=iroh.RelayMode.custom_from_urls([args.relay]) if args.relay else iroh.RelayMode.disabled(),
         alpns=[ALPN],
         bind_addr=bind,
-        secret_key=secret,
+        secret_key=args.secret,
     )
     return await iroh.Endpoint.bind(options)
+
+
+async def announce_home_relay(endpoint, args) -> bool:
+    """With --relay: waits (up to --timeout) until the endpoint is online with its home relay and
+    prints `RELAY <url>`; False, after `RELAY_ERROR`, if it does not get there."""
+    if not args.relay:
+        return True
+    try:
+        await asyncio.wait_for(endpoint.online(), args.timeout)
+    except asyncio.TimeoutError:
+        say(f"RELAY_ERROR not online with {args.relay} after {args.timeout} s")
+        return False
+    except Exception as error:
+        say("RELAY_ERROR " + json.dumps(describe(error)))
+        return False
+    say(f"RELAY {endpoint.addr().relay_url()}")
+    return True
 
 
 async def read_line(recv, limit: int = HEADER_LIMIT) -> tuple[bytes, bytes]:
@@ -196,7 +226,7 @@ async def stdin_closed() -> None:
 
 
 async def server(iroh, args) -> int:
-    endpoint = await make_endpoint(iroh, args.secret, f"{args.host}:0")
+    endpoint = await make_endpoint(iroh, args, f"{args.host}:0")
     port = None
     for address in endpoint.bound_sockets():
         host, _, text = address.rpartition(":")
@@ -206,6 +236,9 @@ async def server(iroh, args) -> int:
         sys.stderr.write(f"iroh_peer: no socket on {args.host}: {endpoint.bound_sockets()}\n")
         return 1
     say(f"READY {port} {id52(endpoint.id().to_bytes())}")
+    say("SOCKETS " + " ".join(endpoint.bound_sockets()))
+    if not await announce_home_relay(endpoint, args):
+        return 1
     tasks = set()
 
     async def accept_loop():
@@ -278,9 +311,12 @@ async def echo(connection, size: int) -> tuple[bool, str]:
 
 
 async def client(iroh, args) -> int:
-    endpoint = await make_endpoint(iroh, args.secret, "127.0.0.1:0")
+    endpoint = await make_endpoint(iroh, args, "127.0.0.1:0")
     say("ID " + id52(endpoint.id().to_bytes()))
-    target = iroh.EndpointAddr(iroh.EndpointId.from_bytes(from_id52(args.peer)), None, [args.addr])
+    if not await announce_home_relay(endpoint, args):
+        return 1
+    target = iroh.EndpointAddr(iroh.EndpointId.from_bytes(from_id52(args.peer)), args.relay_url,
+                               [args.addr] if args.addr else [])
     started = time.monotonic()
     try:
         connection = await endpoint.connect(target, ALPN)
@@ -332,14 +368,19 @@ def main() -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--peer")
     parser.add_argument("--addr")
+    parser.add_argument("--relay", help="home relay URL (default: no relay)")
+    parser.add_argument("--relay-url", help="client: the peer's relay, put in the address dialled")
+    parser.add_argument("--dns-discovery", action="store_true", help="n0 preset: DNS address lookup")
     parser.add_argument("--mode", choices=["ping", "echo", "concurrent", "hold"], default="ping")
     parser.add_argument("--count", type=int, default=1)
     parser.add_argument("--bytes", type=int, default=1 << 20)
     parser.add_argument("--streams", type=int, default=100)
     parser.add_argument("--timeout", type=float, default=30)
     args = parser.parse_args()
-    if args.role == "client" and not (args.peer and args.addr):
-        parser.error("client needs --peer and --addr")
+    if args.role == "client" and not args.peer:
+        parser.error("client needs --peer")
+    if args.role == "client" and not (args.addr or args.relay_url or args.dns_discovery):
+        parser.error("client needs --addr, --relay-url or --dns-discovery to find --peer")
 
     require_loopback_only_namespace()
     import iroh  # only now: importing is harmless, binding is not

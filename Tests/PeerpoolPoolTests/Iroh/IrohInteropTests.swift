@@ -55,27 +55,9 @@ struct IrohInteropTests {
         let iroh = try await IrohPeer.startServer()
         let pool = try await makePool()
         defer { Task { await pool.shutdown() } }
-        let stream = try await pool.getStream(ProtocolHeader(.generic("echo")), to: PeerAddress(iroh.id52, at: try iroh.socketAddress))
         let clock = ContinuousClock()
         let start = clock.now
-        let writer = Task {
-            var offset = 0
-            while offset < Self.echoBytes {
-                let length = min(64 * 1024, Self.echoBytes - offset)
-                try await stream.write(EchoPattern.buffer(offset, length))
-                offset += length
-            }
-            try await stream.finish()
-        }
-        var received = 0
-        var firstMismatch: Int?
-        while let chunk = try await stream.read() {
-            if firstMismatch == nil, !EchoPattern.matches(chunk, at: received) {
-                firstMismatch = received
-            }
-            received += chunk.readableBytes
-        }
-        try await writer.value
+        let (received, firstMismatch) = try await echo(Self.echoBytes, through: pool, to: PeerAddress(iroh.id52, at: try iroh.socketAddress))
         #expect(received == Self.echoBytes)
         #expect(firstMismatch == nil)
         print("iroh echo, peerpool dialling: 64 MiB both ways in \(clock.now - start)")

@@ -14,13 +14,19 @@ final class IrohPeer: Sendable {
     /// The server's UDP port on 127.0.0.1 and its ID52.
     let port: Int
     let id52: ID52
+    /// The home relay the peer reported being online with (`RELAY`), if started with one.
+    let relayURL: String?
+    /// Every UDP port the server bound (`SOCKETS`: iroh adds a `[::]` socket of its own).
+    let udpPorts: [Int]
     private let child: LineChild
 
     static let script = PythonInterop.repositoryRoot.appendingPathComponent("Tests/PeerpoolPoolTests/Interop/iroh_peer.py")
 
-    private init(port: Int, id52: ID52, child: LineChild) {
+    private init(port: Int, id52: ID52, relayURL: String? = nil, udpPorts: [Int] = [], child: LineChild) {
         self.port = port
         self.id52 = id52
+        self.relayURL = relayURL
+        self.udpPorts = udpPorts
         self.child = child
     }
 
@@ -28,17 +34,25 @@ final class IrohPeer: Sendable {
         child.stop()
     }
 
-    /// A server on 127.0.0.1, once it reported its port and ID52.
-    static func startServer(secret: SecretKey? = nil, within timeout: Duration = .seconds(30)) async throws -> IrohPeer {
-        var arguments = ["server"]
+    /// A server on 127.0.0.1, once it reported its port and ID52 and, with a home `relay`
+    /// (`--relay`), once it is online with it. `dnsDiscovery`: n0's preset (DNS address lookup).
+    static func startServer(
+        secret: SecretKey? = nil, relay: String? = nil, dnsDiscovery: Bool = false, within timeout: Duration = .seconds(30)
+    ) async throws -> IrohPeer {
+        var arguments = ["server", "--timeout", "\(timeout.components.seconds)"]
         if let secret { arguments += ["--secret", hex(secret)] }
+        if let relay { arguments += ["--relay", relay] }
+        if dnsDiscovery { arguments.append("--dns-discovery") }
         let child = try LineChild(arguments: arguments)
         do {
             let fields = try await child.value(of: "READY", within: timeout).split(separator: " ")
             guard fields.count == 2, let port = Int(fields[0]), let id52 = try? ID52(parsing: String(fields[1])) else {
                 throw IrohPeerError("iroh peer reported READY \(fields)\n\(child.transcript)")
             }
-            return IrohPeer(port: port, id52: id52, child: child)
+            let sockets = try await child.value(of: "SOCKETS", within: timeout).split(separator: " ")
+            let udpPorts = sockets.compactMap { $0.split(separator: ":").last.flatMap { Int($0) } }
+            let relayURL = relay == nil ? nil : try await child.value(of: "RELAY", within: timeout)
+            return IrohPeer(port: port, id52: id52, relayURL: relayURL, udpPorts: udpPorts, child: child)
         } catch {
             child.stop()
             throw error
@@ -52,10 +66,16 @@ final class IrohPeer: Sendable {
     static func runClient(
         peer: ID52, port: Int, _ arguments: [String], within timeout: Duration = .seconds(60)
     ) async throws -> (status: Int32, lines: [String], transcript: String) {
+        try await runClient(peer: peer, dialling: .address(port: port), arguments, within: timeout)
+    }
+
+    /// `runClient(peer:port:)` with any way of finding the peer (`Dial`).
+    static func runClient(
+        peer: ID52, dialling dial: Dial, _ arguments: [String], within timeout: Duration = .seconds(60)
+    ) async throws -> (status: Int32, lines: [String], transcript: String) {
         let child = try LineChild(arguments: [
-            "client", "--peer", peer.description, "--addr", "127.0.0.1:\(port)",
-            "--timeout", "\(timeout.components.seconds)",
-        ] + arguments)
+            "client", "--peer", peer.description, "--timeout", "\(timeout.components.seconds)",
+        ] + dial.arguments + arguments)
         defer { child.stop() }
         guard let status = try await child.exitStatus(within: timeout + .seconds(10)) else {
             throw IrohPeerError("iroh client \(arguments) still running after \(timeout)\n\(child.transcript)")
@@ -98,6 +118,25 @@ final class IrohPeer: Sendable {
 
     private static func hex(_ key: SecretKey) -> String {
         key.privateKey.rawRepresentation.map { String(format: "%02x", $0) }.joined()
+    }
+}
+
+extension IrohPeer {
+    /// How an iroh client finds the peer it dials, as `iroh_peer.py client` arguments.
+    struct Dial: Sendable {
+        let arguments: [String]
+
+        /// At 127.0.0.1:`port`, no relay, no lookup.
+        static func address(port: Int) -> Dial { Dial(arguments: ["--addr", "127.0.0.1:\(port)"]) }
+
+        /// Through the relay at `url` alone (also the client's home relay): no address is given.
+        static func relay(_ url: String) -> Dial { Dial(arguments: ["--relay", url, "--relay-url", url]) }
+
+        /// By ID alone: iroh looks up `_iroh.<z32>.dns.iroh.link` through the system resolver;
+        /// `homeRelay` lets the client reach a peer that publishes only a relay.
+        static func dns(homeRelay: String? = nil) -> Dial {
+            Dial(arguments: ["--dns-discovery"] + (homeRelay.map { ["--relay", $0] } ?? []))
+        }
     }
 }
 

@@ -32,6 +32,108 @@ enum LoopbackNamespace {
     /// Whether iroh may run here: the inner run, in a namespace with only loopback.
     static var isInside: Bool { requested && interfaces() == ["lo"] }
 
+    /// Set by the outer run for suites that need DNS inside the namespace: a resolv.conf naming
+    /// 127.0.0.1, which the namespace's setup bind-mounts over /etc/resolv.conf (`unshare --mount`
+    /// keeps that mount inside). iroh's DNS address lookup reads /etc/resolv.conf, and resolv.conf
+    /// cannot name a port, so the tests' DNS server listens on 127.0.0.1:53.
+    static let resolvConfVariable = "PEERPOOL_TEST_RESOLV_CONF"
+
+    /// Throws unless /etc/resolv.conf, as this process sees it, names 127.0.0.1 and nothing else.
+    static func requireLocalResolver() throws {
+        let text = (try? String(contentsOfFile: "/etc/resolv.conf", encoding: .utf8)) ?? ""
+        let servers = text.split(separator: "\n").filter { $0.hasPrefix("nameserver") }
+        guard servers.map({ $0.split(separator: " ").last.map(String.init) }) == ["127.0.0.1"] else {
+            throw IrohPeerError("/etc/resolv.conf here names \(servers), not only 127.0.0.1: this run needs "
+                + "IrohNamespaceTests' bind mount (\(resolvConfVariable))")
+        }
+    }
+
+    /// nftables rules dropping every UDP datagram to or from `ports` in this namespace, so a
+    /// peer bound there can only be reached through a relay (its WebSocket is TCP).
+    ///
+    /// Not all UDP: on Linux, CoreFoundation's socket manager wakes itself with UDP datagrams
+    /// over 127.0.0.1, and with those dropped Foundation's `Process` never learns that a child
+    /// exited (the child stays a zombie, its pipe never reaches EOF, and the test hangs). Nor
+    /// `udp dport != 53 udp sport != 53 drop`: with nftables 1.0.6 that also dropped queries to
+    /// port 53 (sendto: EPERM). DNS is on port 53 and so never in `ports`.
+    static func udpBlockRules(ports: [Int]) -> String {
+        let set = ports.map(String.init).joined(separator: ", ")
+        return """
+            table inet peerpool_test {
+                chain output {
+                    type filter hook output priority 0; policy accept;
+                    udp dport { \(set) } drop
+                    udp sport { \(set) } drop
+                }
+            }
+            """
+    }
+
+    /// Runs `body` with UDP to and from `ports` blocked (`udpBlockRules`), then removes the
+    /// rules, whatever `body` did. Only inside the namespace; every test of a suite that uses
+    /// it must be serialized (the rules apply to the whole namespace).
+    static func withUDPBlocked<T>(ports: [Int], _ body: () async throws -> T) async throws -> T {
+        try requireInside()
+        guard !ports.isEmpty, !ports.contains(53) else { throw IrohPeerError("cannot block UDP ports \(ports)") }
+        try await nft([], rules: udpBlockRules(ports: ports))
+        do {
+            let result = try await body()
+            try await nft(["delete", "table", "inet", "peerpool_test"])
+            return result
+        } catch {
+            try? await nft(["delete", "table", "inet", "peerpool_test"])
+            throw error
+        }
+    }
+
+    /// Runs `nft arguments` (the rules, if any, from a temporary file) on a dispatch thread, not
+    /// the cooperative pool. posix_spawn and waitpid on its own pid, not Foundation's Process:
+    /// with a Process for nft waited on that way, a later Process child (the iroh client) was
+    /// left a zombie that Foundation never noticed, and the test hung.
+    private static func nft(_ arguments: [String], rules: String? = nil) async throws {
+        let nftPath = "/usr/sbin/nft"
+        guard FileManager.default.isExecutableFile(atPath: nftPath) else {
+            throw IrohPeerError("\(nftPath) is missing: run `deploy/setup.sh --test` (it installs nftables)")
+        }
+        let directory = FileManager.default.temporaryDirectory
+        let token = UUID().uuidString
+        let rulesPath = directory.appendingPathComponent("peerpool-nft-\(token).nft").path
+        let errorPath = directory.appendingPathComponent("peerpool-nft-\(token).err").path
+        defer {
+            try? FileManager.default.removeItem(atPath: rulesPath)
+            try? FileManager.default.removeItem(atPath: errorPath)
+        }
+        var argv = [nftPath] + arguments
+        if let rules {
+            try Data(rules.utf8).write(to: URL(fileURLWithPath: rulesPath))
+            argv += ["-f", rulesPath]
+        }
+        let command = argv
+        let status: Int32 = await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                var actions = posix_spawn_file_actions_t()
+                posix_spawn_file_actions_init(&actions)
+                defer { posix_spawn_file_actions_destroy(&actions) }
+                posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+                posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+                posix_spawn_file_actions_addopen(&actions, 2, errorPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+                var cArguments = command.map { strdup($0) } + [nil]
+                defer { cArguments.forEach { free($0) } }
+                var pid: pid_t = 0
+                guard posix_spawn(&pid, nftPath, &actions, nil, &cArguments, environ) == 0 else {
+                    return continuation.resume(returning: -1)
+                }
+                var status: Int32 = 0
+                while waitpid(pid, &status, 0) == -1, errno == EINTR {}
+                continuation.resume(returning: status)
+            }
+        }
+        guard status == 0 else {
+            let message = (try? String(contentsOfFile: errorPath, encoding: .utf8)) ?? ""
+            throw IrohPeerError("\(argv.joined(separator: " ")) failed (wait status \(status)): \(message)")
+        }
+    }
+
     /// Throws unless `isInside`: the last check before an iroh process starts.
     static func requireInside() throws {
         guard requested else {

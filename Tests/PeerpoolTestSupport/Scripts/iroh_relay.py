@@ -23,7 +23,10 @@ socket's SO_RCVBUF, so that a relay told to pause pushes back on its clients qui
 Stdout, one line per event: "LISTENING <port>" first, then "ACCEPTED <hex key> <v1|v2>",
 "REFUSED <hex key>", "GONE <hex key>", "GARBAGE <hex key>". Stdin: "restarting <ms> <ms>"
 sends frame 12 to every client; "pause" stops reading from clients ("PAUSED" once done),
-"resume" reads again ("RESUMED"); EOF exits. The listening socket uses SO_REUSEADDR, so a
+"resume" reads again ("RESUMED"); "stats" prints "STATS forwarded <frames> <bytes> dropped
+<frames> gone <frames>" (datagram frames passed on, their bytes after the destination key,
+frames dropped for a slow destination, sends answered "endpoint gone"), so a test can tell
+traffic went through the relay; EOF exits. The listening socket uses SO_REUSEADDR, so a
 relay killed mid-test can be started again on the same port.
 """
 import argparse
@@ -209,6 +212,7 @@ class Relay:
         self.garbage_sent = False
         self.reading = asyncio.Event()
         self.reading.set()
+        self.forwarded = self.forwarded_bytes = self.dropped = self.gone = 0
 
     async def handle(self, reader, writer):
         if self.options.receive_buffer:
@@ -324,11 +328,15 @@ class Relay:
     def forward(self, source, destination, frame_type, rest):
         target = self.clients.get(destination)
         if target is None:
+            self.gone += 1
             source.socket.send(8, destination)
             return
         source.sent_to.add(destination)
         if target.socket.writer.transport.get_write_buffer_size() > MAX_QUEUED:
+            self.dropped += 1
             return  # the destination is not keeping up: drop, as iroh's relay does
+        self.forwarded += 1
+        self.forwarded_bytes += len(rest)
         target.socket.send(frame_type, source.key + rest)
 
     def leave(self, client):
@@ -351,6 +359,9 @@ class Relay:
     def restarting(self, reconnect_in, try_for):
         for client in self.clients.values():
             client.socket.send(12, struct.pack(">II", reconnect_in, try_for))
+
+    def print_stats(self):
+        print(f"STATS forwarded {self.forwarded} {self.forwarded_bytes} dropped {self.dropped} gone {self.gone}", flush=True)
 
 
 def tls_context(directory):
@@ -385,6 +396,8 @@ def read_commands(loop, relay, done):
             loop.call_soon_threadsafe(relay.pause)
         elif words == ["resume"]:
             loop.call_soon_threadsafe(relay.resume)
+        elif words == ["stats"]:
+            loop.call_soon_threadsafe(relay.print_stats)
     loop.call_soon_threadsafe(done.set)
 
 
