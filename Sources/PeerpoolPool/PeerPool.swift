@@ -186,6 +186,21 @@ public actor PeerPool: Service {
         throw PoolError(.tooManyConnections, peer: remote, "the pool holds \(managers.count) connections (limit \(configuration.maxConnections)) and none is idle")
     }
 
+    /// Connects the socket of `local` (the only identity when nil) to the iroh relay at `url` as
+    /// its home relay now, rather than at the first relayed dial: peers can then reach us through
+    /// it, and the first request to a relayed peer does not wait for the relay's handshake.
+    /// Needs the pool to have been made with `relays`.
+    public func connectHomeRelay(_ url: String, for local: ID52? = nil) async throws {
+        guard let relays else {
+            throw PoolError(.noAddress, "this pool was made without relays (PeerPool(…, relays:)); it cannot use relay \(url)")
+        }
+        let endpoint = socket(for: local)
+        guard let identity = local ?? endpoint.identities.first else {
+            throw PoolError(.noIdentity, "the socket has no identity to authenticate to relay \(url) with")
+        }
+        try await relays.attach(url, to: endpoint, as: identity)
+    }
+
     /// Stops taking requests, waits up to `gracePeriod` for those in flight and for streams
     /// already handed out to be dropped, then closes every connection with the pool's close code.
     public func shutdown(gracePeriod: Duration = .seconds(5)) async {

@@ -62,31 +62,53 @@ actor RelayAttachments {
     /// Dials `remote` through the socket's home relay, attaching one of `urls` first if the
     /// socket has none. Concurrent callers for one socket share one relay connection.
     func connect(to remote: ID52, relayURLs urls: [String], endpoint: QUICEndpoint, as local: ID52) async throws -> QUICConnection {
-        let key = ObjectIdentifier(endpoint)
-        let home: Home
-        if let existing = homes[key] {
-            home = existing
-        } else {
-            let (url, dialing) = (urls[0], self.dialing)
-            let client = Task {
-                let client = try await dialing.makeClient(url, local)
-                try await endpoint.attachRelay(client)
-                return client
-            }
-            home = Home(url: url, client: client)
-            homes[key] = home
-        }
+        let home = self.home(of: endpoint, else: urls[0], as: local)
         guard urls.contains(where: { Self.sameRelay($0, home.url) }) else {
             let named = urls.map { "relay=\($0)" }.joined(separator: " ")
             throw PoolError(.noAddress, peer: remote, "\(remote) names only \(named), but this socket's home relay is \(home.url) (one relay per socket; give the identity a socket of its own to use another)")
         }
         do {
-            _ = try await home.client.value
+            try await ready(home, of: endpoint)
         } catch {
-            if homes[key]?.url == home.url { homes[key] = nil }  // the next request tries again
             throw PoolError(.connectFailed, peer: remote, "cannot reach \(remote) through relay \(home.url): \(error)")
         }
         return try await endpoint.connect(to: remote, via: .relay, as: local)
+    }
+
+    /// Connects the socket to `url` as its home relay now (as iroh does when an endpoint starts),
+    /// so the first relayed dial does not wait for it and peers can reach us through it.
+    func attach(_ url: String, to endpoint: QUICEndpoint, as local: ID52) async throws {
+        let home = self.home(of: endpoint, else: url, as: local)
+        guard Self.sameRelay(url, home.url) else {
+            throw PoolError(.limitReached, "this socket's home relay is already \(home.url) (one relay per socket)")
+        }
+        try await ready(home, of: endpoint)
+    }
+
+    /// The socket's home relay, started toward `url` if it has none.
+    private func home(of endpoint: QUICEndpoint, else url: String, as local: ID52) -> Home {
+        let key = ObjectIdentifier(endpoint)
+        if let existing = homes[key] { return existing }
+        let dialing = self.dialing
+        let client = Task {
+            let client = try await dialing.makeClient(url, local)
+            try await endpoint.attachRelay(client)
+            return client
+        }
+        let home = Home(url: url, client: client)
+        homes[key] = home
+        return home
+    }
+
+    /// Waits for the home relay's connection; a failed one is forgotten, so the next request tries again.
+    private func ready(_ home: Home, of endpoint: QUICEndpoint) async throws {
+        do {
+            _ = try await home.client.value
+        } catch {
+            let key = ObjectIdentifier(endpoint)
+            if homes[key]?.url == home.url { homes[key] = nil }
+            throw error
+        }
     }
 
     /// Closes every relay client made here.

@@ -125,3 +125,22 @@ struct RelayPoolTests {
         await stranger.stop()
     }
 }
+
+extension RelayPoolTests {
+    /// `connectHomeRelay` makes the relay connection before any dial, so a relayed peer can
+    /// reach this socket at once; a second, different relay is refused (one per socket).
+    @Test func connectHomeRelay_beforeDialling_thenTheFirstDialUsesIt_andAnotherRelayIsRefused() async throws {
+        let relay = try await PythonTestRelay.start()
+        let (peer, client) = try await Self.relayedPeer(relay)
+        let pool = try await Self.pool(relays: [relay.url])
+        try await pool.connectHomeRelay(relay.url)
+        _ = try await relay.value(of: "ACCEPTED", within: .seconds(20))  // the peer's
+        _ = try await relay.value(of: "ACCEPTED", within: .seconds(20))  // the pool's, before any dial
+        #expect(try await echoRoundTrip(pool, PeerAddress(peer.key.id52), "warm") == "warm")
+        let error = await #expect(throws: PoolError.self) { try await pool.connectHomeRelay("http://127.0.0.1:1") }
+        #expect(error?.code == .limitReached, "\(String(describing: error))")
+        await pool.shutdown()
+        await client.close()
+        await peer.stop()
+    }
+}

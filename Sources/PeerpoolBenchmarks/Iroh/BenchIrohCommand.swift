@@ -107,6 +107,9 @@ struct BenchIrohCommand: AsyncParsableCommand {
         } ?? PeerPool(endpoint: endpoint)
         do {
             let result = try await withBenchDeadline(timeout, "peerpool → \(peer)") {
+                // As iroh's sender does at bind (online), the home relay is connected before the
+                // timed connect: the figure is the QUIC handshake and first ping, alike on both sides.
+                if let relay { try await pool.connectHomeRelay(relay) }
                 let clock = ContinuousClock()
                 let start = clock.now
                 _ = try await pool.ping(peer)

@@ -50,10 +50,17 @@ extension IrohRelayHarnessTests {
             let put = try await dns.line(startingWith: "PUT \(ZBase32.encode(id)) ")
             #expect(put.contains("relay=\(relay.url)"), "\(put)")
 
-            let dial = { try await IrohPeer.runClient(peer: id, dialling: .dns(homeRelay: relay.url), ["--mode", "ping", "--count", "2"]) }
-            let run = udpBlocked ? try await LoopbackNamespace.withUDPBlocked(ports: [listener.port], dial) : try await dial()
+            let dial = {
+                (
+                    ping: try await IrohPeer.runClient(peer: id, dialling: .dns(homeRelay: relay.url), ["--mode", "ping", "--count", "2"]),
+                    echo: try await IrohPeer.runClient(
+                        peer: id, dialling: .dns(homeRelay: relay.url), ["--mode", "echo", "--bytes", "\(IrohRelayHarnessTests.echoBytes)"])
+                )
+            }
+            let (run, echo) = udpBlocked ? try await LoopbackNamespace.withUDPBlocked(ports: [listener.port], dial) : try await dial()
             #expect(run.status == 0, "\(run.transcript)")
             #expect(run.lines.filter { $0 == "PONG ok" }.count == 2, "\(run.transcript)")
+            #expect(echo.lines.contains { $0.hasPrefix("ECHO ok \(IrohRelayHarnessTests.echoBytes) ") }, "\(echo.transcript)")
             if udpBlocked { #expect(try await relay.stats().forwarded > 0) }
             _ = await listener.stop()
         }
