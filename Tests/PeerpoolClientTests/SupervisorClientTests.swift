@@ -403,9 +403,13 @@ struct SupervisorClientTests {
         _ body: (ScriptedSupervisor, SupervisorClient) async throws -> Void
     ) async throws {
         let supervisor = try ScriptedSupervisor()
+        // Connecting is not what these tests time: a full run on 2 loaded cores was seen to take
+        // over 5 s to get the first STATUS across.
+        var configuration = configuration
+        configuration.connectTimeout = max(configuration.connectTimeout, .seconds(30))
         do {
             let connecting = Task { try await SupervisorClient.connect(to: supervisor.endpoint, configuration: configuration) }
-            try await supervisor.answerStatus()
+            try await supervisor.answerStatus(within: .seconds(30))
             let client = try await connecting.value
             do {
                 try await body(supervisor, client)
