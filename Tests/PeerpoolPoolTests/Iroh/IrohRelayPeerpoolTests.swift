@@ -97,6 +97,7 @@ extension IrohRelayHarnessTests {
                         "\(outcome)")
                 withExtendedLifetime(again) {}
             }
+            withExtendedLifetime(dns) {}  // it serves the pool's DNS lookups until here
         }
 
         /// A pool on a fresh dial-only endpoint that finds peers through DNS (127.0.0.1:53 in
