@@ -7,22 +7,10 @@ import Foundation
 /// For a missing tool, a child that did not answer in time, or figures that cannot be trusted
 /// (a download of the wrong size). A benchmark that ran but missed its bar is not an error (it
 /// prints FAIL and exits 0). ArgumentParser prints the message and exits non-zero.
-public struct CommandError: PeerpoolError {
-    /// Open set of error kinds, as static members.
-    public typealias Code = ErrorCode<CommandError>
+public typealias CommandError = LayerError<CommandLayer>
 
-    public let code: Code
-    public let message: String
-    /// Where the error was made, for logs; not compared.
-    public let location: SourceLocation
-
-    public init(_ code: Code, _ message: String, file: String = #fileID, line: Int = #line) {
-        self.location = SourceLocation(fileID: file, line: line)
-        self.code = code
-        self.message = message
-    }
-    public var errorDescription: String? { description }
-}
+/// Marks CommandError's errors (see ``LayerError``).
+public enum CommandLayer {}
 
 extension ErrorCode where Domain == CommandError {
     /// A socket the command was asked to serve on could not be bound (in use, not an address here).

@@ -3,20 +3,10 @@ import PeerpoolIdentity
 
 /// Any failure of discovery: a stable snake_case ``Code`` to match on and a sentence that says
 /// what arrived and what to do. Equality compares only the code.
-public struct DiscoveryError: PeerpoolError {
-    public typealias Code = ErrorCode<DiscoveryError>
+public typealias DiscoveryError = LayerError<DiscoveryLayer>
 
-    public let code: Code
-    public let message: String
-    /// Where the error was made, for logs; not compared.
-    public let location: SourceLocation
-
-    public init(_ code: Code, _ message: String, file: String = #fileID, line: Int = #line) {
-        self.location = SourceLocation(fileID: file, line: line)
-        self.code = code
-        self.message = message
-    }
-}
+/// Marks DiscoveryError's errors (see ``LayerError``).
+public enum DiscoveryLayer {}
 
 extension ErrorCode where Domain == DiscoveryError {
     /// Text that is not z-base-32 of 32 bytes (wrong length, character, trailing bits).

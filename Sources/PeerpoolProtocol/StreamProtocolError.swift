@@ -1,20 +1,10 @@
 import PeerpoolErrors
 
 /// Errors of the stream protocol and the pool: a stable code and a message a user can act on.
-public struct StreamProtocolError: PeerpoolError {
-    public typealias Code = ErrorCode<StreamProtocolError>
+public typealias StreamProtocolError = LayerError<StreamProtocolLayer>
 
-    public let code: Code
-    public let message: String
-    /// Where the error was made, for logs; not compared.
-    public let location: SourceLocation
-
-    public init(_ code: Code, _ message: String, file: String = #fileID, line: Int = #line) {
-        self.location = SourceLocation(fileID: file, line: line)
-        self.code = code
-        self.message = message
-    }
-}
+/// Marks StreamProtocolError's errors (see ``LayerError``).
+public enum StreamProtocolLayer {}
 
 extension ErrorCode where Domain == StreamProtocolError {
     /// The header line is not valid UTF-8 JSON, or is too long.

@@ -4,21 +4,10 @@ import PeerpoolErrors
 ///
 /// Equality compares only the code, so callers and tests can write `error == QUICError(.wrongPeerKey)`
 /// style matches with `error.code == .wrongPeerKey`.
-public struct QUICError: PeerpoolError {
-    /// Open set of error kinds. New codes are added as static members, never breaking callers.
-    public typealias Code = ErrorCode<QUICError>
+public typealias QUICError = LayerError<QUICLayer>
 
-    public let code: Code
-    public let message: String
-    /// Where the error was made, for logs; not compared.
-    public let location: SourceLocation
-
-    public init(_ code: Code, _ message: String, file: String = #fileID, line: Int = #line) {
-        self.location = SourceLocation(fileID: file, line: line)
-        self.code = code
-        self.message = message
-    }
-}
+/// Marks QUICError's errors (see ``LayerError``).
+public enum QUICLayer {}
 
 extension ErrorCode where Domain == QUICError {
     /// Binding or configuring the UDP socket failed.

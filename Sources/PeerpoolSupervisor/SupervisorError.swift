@@ -1,20 +1,10 @@
 import PeerpoolErrors
 
 /// Why a supervisor could not start or run. Equality compares only the code.
-public struct SupervisorError: PeerpoolError {
-    public typealias Code = ErrorCode<SupervisorError>
+public typealias SupervisorError = LayerError<SupervisorLayer>
 
-    public let code: Code
-    public let message: String
-    /// Where the error was made, for logs; not compared.
-    public let location: SourceLocation
-
-    public init(_ code: Code, _ message: String, file: String = #fileID, line: Int = #line) {
-        self.location = SourceLocation(fileID: file, line: line)
-        self.code = code
-        self.message = message
-    }
-}
+/// Marks SupervisorError's errors (see ``LayerError``).
+public enum SupervisorLayer {}
 
 extension ErrorCode where Domain == SupervisorError {
     /// The runtime directory is missing, unusable or not private.
