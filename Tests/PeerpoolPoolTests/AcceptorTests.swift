@@ -9,7 +9,7 @@ import PeerpoolTestSupport
 import ServiceLifecycle
 import Testing
 
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(2)))
 struct AcceptorTests {
     /// A raw QUIC connection to a TestPeer, for sending what the pool would never send.
     private func rawConnection(to peer: TestPeer) async throws -> (QUICEndpoint, QUICConnection) {

@@ -9,7 +9,7 @@ func testConfiguration(_ change: (inout QUICConfiguration) -> Void = { _ in }) -
     // Generous: a loaded 2-core CI machine runs the heavy suites alongside. Tests about
     // timeouts set their own small values.
     configuration.handshakeTimeout = .seconds(15)
-    configuration.idleTimeout = .seconds(15)
+    configuration.idleTimeout = .seconds(30)
     change(&configuration)
     return configuration
 }
