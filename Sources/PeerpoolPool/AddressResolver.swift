@@ -18,15 +18,19 @@ extension AddressResolver {
     }
 }
 
-/// A fixed table from ID52 to addresses, loaded from a file or built in code.
+/// A fixed table from ID52 to addresses and relays, loaded from a file or built in code.
 ///
-/// File format: one peer per line, `ID52 host:port [host:port ...]`; `#` starts a comment;
-/// IPv6 as `[::1]:port`. A malformed line is an error naming the file and line.
+/// File format: one peer per line, `ID52 host:port [host:port ...] [relay=URL ...]`; `#` starts
+/// a comment; IPv6 as `[::1]:port`. A malformed line is an error naming the file and line. A
+/// peer with only `relay=` values is dialled through its relay by a pool made with `relays:`.
 public struct AddressBook: AddressResolver {
     public private(set) var entries: [ID52: [SocketAddress]]
+    /// Relay URLs per peer, as iroh records name them (`relay=`).
+    public private(set) var relays: [ID52: [String]]
 
-    public init(_ entries: [ID52: [SocketAddress]] = [:]) {
+    public init(_ entries: [ID52: [SocketAddress]] = [:], relays: [ID52: [String]] = [:]) {
         self.entries = entries
+        self.relays = relays
     }
 
     public init(contentsOfFile path: String) throws {
@@ -37,13 +41,21 @@ public struct AddressBook: AddressResolver {
             throw PoolError(.badAddress, "cannot read address book \(path): \(error.localizedDescription)")
         }
         var entries: [ID52: [SocketAddress]] = [:]
+        var relays: [ID52: [String]] = [:]
         for (number, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false)[0]
             let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
             guard let first = fields.first else { continue }
             do {
                 let id = try ID52(parsing: String(first))
-                entries[id, default: []] += try fields.dropFirst().map {
+                let (relayFields, addressFields) = fields.dropFirst().reduce(into: ([Substring](), [Substring]())) { split, field in
+                    if field.hasPrefix("relay=") { split.0.append(field.dropFirst("relay=".count)) } else { split.1.append(field) }
+                }
+                for url in relayFields where !(url.hasPrefix("http://") || url.hasPrefix("https://")) {
+                    throw PoolError(.badAddress, "relay=\(url) is not an http:// or https:// URL")
+                }
+                relays[id, default: []] += relayFields.map(String.init)
+                entries[id, default: []] += try addressFields.map {
                     guard let address = try PeerAddress(parsing: "\(id)@\($0)").socketAddress else {
                         throw PoolError(.badAddress, "missing address")
                     }
@@ -54,9 +66,14 @@ public struct AddressBook: AddressResolver {
             }
         }
         self.entries = entries
+        self.relays = relays
     }
 
     public func addresses(of peer: ID52) async throws -> [SocketAddress] {
         entries[peer] ?? []
+    }
+
+    public func route(to peer: ID52) async throws -> PeerRoute {
+        PeerRoute(addresses: entries[peer] ?? [], relayURLs: relays[peer] ?? [])
     }
 }

@@ -192,7 +192,7 @@ public actor PeerPool: Service {
     /// Needs the pool to have been made with `relays`.
     public func connectHomeRelay(_ url: String, for local: ID52? = nil) async throws {
         guard let relays else {
-            throw PoolError(.noAddress, "this pool was made without relays (PeerPool(…, relays:)); it cannot use relay \(url)")
+            throw PoolError(.noRelay, "this pool was made without relays (PeerPool(…, relays:)); it cannot use relay \(url)")
         }
         let endpoint = socket(for: local)
         guard let identity = local ?? endpoint.identities.first else {

@@ -43,6 +43,8 @@ extension ErrorCode where Domain == PoolError {
     /// Looking the peer up (DNS discovery) failed: no answer, a server error, a malformed
     /// record. The message names the name asked for and the cause.
     public static let discoveryFailed = Self("discovery_failed")
+    /// The pool was made without `relays:`, so it cannot use a relay.
+    public static let noRelay = Self("no_relay")
     /// A socket already has another home relay (one relay per socket).
     public static let limitReached = Self("limit_reached")
     /// The local identity asked for is not on the endpoint.

@@ -103,7 +103,7 @@ struct BenchIrohCommand: AsyncParsableCommand {
         let key = SecretKey.generate()
         let endpoint = try await QUICEndpoint.bind(host: "127.0.0.1", port: 0, identities: [key], acceptIncoming: false)
         let pool = relay.map {
-            PeerPool(endpoint: endpoint, resolver: BenchRelayOnly(relays: [$0]), relays: .iroh(keys: [key], connectTimeout: .seconds(30)))
+            PeerPool(endpoint: endpoint, resolver: AddressBook(relays: [peer.id52: [$0]]), relays: .iroh(keys: [key], connectTimeout: .seconds(30)))
         } ?? PeerPool(endpoint: endpoint)
         do {
             let result = try await withBenchDeadline(timeout, "peerpool → \(peer)") {

@@ -5,14 +5,6 @@ import PeerpoolCommandSupport
 import PeerpoolIdentity
 import PeerpoolPool
 
-/// A route naming only relays, as an iroh 1.x record does: the benchmark's peers are reached
-/// through the relay alone.
-struct BenchRelayOnly: AddressResolver {
-    let relays: [String]
-    func addresses(of peer: ID52) async throws -> [SocketAddress] { [] }
-    func route(to peer: ID52) async throws -> PeerRoute { PeerRoute(relayURLs: relays) }
-}
-
 /// `peerpool-bench relay`: peerpool against iroh through one iroh relay (the tests' Python
 /// relay, `iroh_relay.py`), in a loopback-only network namespace with UDP blocked (nftables), so
 /// every byte crosses the relay: iroh → iroh, peerpool → iroh and iroh → peerpool, each to a
