@@ -16,15 +16,23 @@ public indirect enum JSONValue: Hashable, Sendable, CustomStringConvertible {
 
     /// Parses one JSON value (a whole line; surrounding whitespace allowed).
     public init(parsing text: String) throws {
+        var text = text
+        self = try text.withUTF8 { bytes in try JSONValue(parsingUTF8: UnsafeRawBufferPointer(bytes)) }
+    }
+
+    /// Parses one JSON value from UTF-8 bytes, strictly as serde_json does (`JSONParser`).
+    /// Throws `StreamProtocolError` `malformed_header` saying what is wrong and where.
+    public init(parsingUTF8 bytes: UnsafeRawBufferPointer) throws(StreamProtocolError) {
         // Foundation skips a leading byte-order mark; fastn-net's serde_json refuses it, and a
         // header one side accepts and the other refuses would split the network.
-        if text.unicodeScalars.first == "\u{FEFF}" {
+        if bytes.starts(with: [0xEF, 0xBB, 0xBF]) {
             throw StreamProtocolError(.malformedHeader, "header starts with a byte-order mark (U+FEFF), which JSON does not allow")
         }
         do {
-            self = try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
+            self = try JSONParser.parse(bytes)
         } catch {
-            throw StreamProtocolError(.malformedHeader, "header is not JSON: \(text.prefix(120).debugDescription)")
+            let text = String(decoding: bytes.prefix(120), as: UTF8.self)
+            throw StreamProtocolError(.malformedHeader, "header is not JSON (\(error)): \(text.debugDescription)")
         }
     }
 

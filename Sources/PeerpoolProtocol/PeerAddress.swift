@@ -41,7 +41,7 @@ public struct PeerAddress: Hashable, Sendable, CustomStringConvertible {
         var host = hostPort[..<colon]
         if host.hasPrefix("[") && host.hasSuffix("]") {
             host = host.dropFirst().dropLast()
-        } else if host.contains(":") {
+        } else if host.utf8.contains(UInt8(ascii: ":")) {
             // `::1:80` could be [::1]:80 or [::0.1.0.80] with no port: IPv6 takes brackets.
             return nil
         }

@@ -34,6 +34,14 @@ public enum StreamProtocol: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// The protocol as a JSON value: a unit name's string, or `{"Generic": ...}`.
+    public var jsonValue: JSONValue {
+        switch self {
+        case .generic(let value): return .object([(key: "Generic", value: value)])
+        default: return .string(Self.unitNames.first { $0.0 == self }!.1)
+        }
+    }
+
     /// Parses the JSON of a header line. Throws `StreamProtocolError` naming what was wrong.
     public init(json text: some StringProtocol) throws {
         // Fast path for the common case, a bare unit name such as "Ping" (no escapes, no
@@ -42,7 +50,11 @@ public enum StreamProtocol: Hashable, Sendable, CustomStringConvertible {
             self = unit
             return
         }
-        let value = try JSONValue(parsing: String(text))
+        try self.init(value: try JSONValue(parsing: String(text)))
+    }
+
+    /// The protocol a parsed JSON value names (`"Ping"`, `{"Generic": ...}`).
+    public init(value: JSONValue) throws(StreamProtocolError) {
         switch value {
         case .string(let name):
             guard let match = Self.unitNames.first(where: { $0.1 == name }) else {

@@ -32,7 +32,7 @@ public struct OpenRequest: WireBody {
     public func encoded() -> [UInt8] {
         var fields: [(key: String, value: JSONValue)] = [
             ("remote", .string(remote.description)),
-            ("protocol", try! JSONValue(parsing: header.protocol.json)),
+            ("protocol", header.protocol.jsonValue),
         ]
         if let address { fields.append(("address", .string(address))) }
         if let local { fields.append(("self", .string(local.description))) }
@@ -54,11 +54,13 @@ public struct OpenRequest: WireBody {
 
     /// Reads a body; every problem is a `bad_request` or `bad_id52` naming the field.
     public init(jsonBody bytes: some Collection<UInt8>, maxTimeout: Duration = .seconds(600), maxWindow: Int = 16_777_216) throws(WireError) {
-        guard let text = String(validating: bytes, as: UTF8.self) else {
-            throw WireError(.badRequest, "OPEN's body is not UTF-8")
+        let parsed = bytes.withContiguousStorageIfAvailable { bytes in
+            Result { () throws(StreamProtocolError) in try JSONValue(parsingUTF8: UnsafeRawBufferPointer(bytes)) }
+        } ?? Array(bytes).withUnsafeBytes { bytes in
+            Result { () throws(StreamProtocolError) in try JSONValue(parsingUTF8: bytes) }
         }
         let value: JSONValue
-        do { value = try JSONValue(parsing: text) } catch {
+        do { value = try parsed.get() } catch {
             throw WireError(.badRequest, "OPEN's body is not JSON: \(error)")
         }
         guard case .object(let fields) = value else {
@@ -96,7 +98,7 @@ public struct OpenRequest: WireBody {
             throw WireError(.badRequest, "OPEN needs \"protocol\", e.g. \"Ping\" or {\"Generic\": ...}")
         }
         let streamProtocol: StreamProtocol
-        do { streamProtocol = try StreamProtocol(json: protocolValue.json) } catch {
+        do { streamProtocol = try StreamProtocol(value: protocolValue) } catch {
             throw WireError(.badRequest, "OPEN's \"protocol\" is not a fastn-net protocol: \(error)")
         }
         let address = try string("address")
@@ -104,7 +106,7 @@ public struct OpenRequest: WireBody {
             throw WireError(.badRequest, "OPEN's \"address\" \(address.prefix(80).debugDescription) is not host:port with an IP address")
         }
         let extra = try string("extra")
-        if let extra, extra.contains("\n") {
+        if let extra, extra.utf8.contains(UInt8(ascii: "\n")) {
             throw WireError(.badRequest, "OPEN's \"extra\" must be one line (no newline)")
         }
         let maxMilliseconds = Self.milliseconds(maxTimeout)
