@@ -81,6 +81,7 @@ let package = Package(
                 "PeerpoolProtocol",
                 "PeerpoolIdentity",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
         .target(

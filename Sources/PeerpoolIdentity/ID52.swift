@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Synchronization
 
 /// A peer's name: its ed25519 public key as 52 lowercase base32hex characters, compatible with
 /// fastn-id52.
@@ -43,8 +44,31 @@ public struct ID52: Hashable, Sendable, Comparable, CustomStringConvertible, Los
     /// Parses the 52-character form. Each way a string can be wrong has its own
     /// ``IdentityError/Code``, and the message quotes the input so the user can find the typo.
     public init(parsing string: String) throws {
-        let quoted = Self.quote(string)
-        let count = string.count
+        // The supervisor, the worker and the pool each read the same ID52 per request: a string
+        // seen before costs one dictionary lookup instead of a base32 decode and a key rebuild.
+        if let known = Self.parsed.withLock({ $0[string] }) {
+            self = known
+            return
+        }
+        try self.init(parsingUncached: string)
+        let parsed = self
+        Self.parsed.withLock { table in
+            if table.count >= Self.parsedLimit { table.removeAll(keepingCapacity: true) }
+            table[string] = parsed
+        }
+    }
+
+    /// ID52s parsed lately, by their text; at most `parsedLimit` (about 5 MB), forgotten all at
+    /// once when full (a miss only costs one more parse). Only valid ones are kept, so a
+    /// stranger sending garbage cannot fill it with anything but real keys.
+    private static let parsed = Mutex<[String: ID52]>([:])
+    static let parsedLimit = 16_384
+
+    private init(parsingUncached string: String) throws {
+        var quoted: String { Self.quote(string) }
+        // Counting characters walks grapheme clusters; 52 ASCII bytes are 52 characters.
+        let ascii = string.utf8.allSatisfy { $0 < 0x80 }
+        let count = ascii ? string.utf8.count : string.count
         guard count == Self.characterCount else {
             throw IdentityError(
                 code: .wrongLength,

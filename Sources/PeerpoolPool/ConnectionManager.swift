@@ -14,6 +14,8 @@ actor ConnectionManager {
     let local: ID52
     let remote: ID52
     private let endpoint: QUICEndpoint
+    /// The endpoint's event loop as a task executor (see `StreamLease`).
+    nonisolated var executor: EventLoopTaskExecutor { endpoint.taskExecutor }
     private let resolver: any AddressResolver
     private let relays: RelayAttachments?
     private let configuration: PoolConfiguration
@@ -405,6 +407,8 @@ final class StreamLease: Sendable {
     init(manager: ConnectionManager) { self.manager = manager }
     deinit {
         let manager = self.manager
-        Task { await manager.streamReleased() }
+        // On the endpoint's loop, where the pool's actors run: a plain `Task` here woke a
+        // global-executor thread per stream (seen in the worker's profile).
+        Task(executorPreference: manager.executor) { await manager.streamReleased() }
     }
 }

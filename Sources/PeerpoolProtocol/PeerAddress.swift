@@ -35,17 +35,23 @@ public struct PeerAddress: Hashable, Sendable, CustomStringConvertible {
     /// Reads `host:port` with an IP literal host (IPv6 in brackets, `[::1]:4433`); nil if it is
     /// not one, or an IPv6 literal without brackets. Host names are not resolved.
     public static func socketAddress(hostPort: some StringProtocol) -> SocketAddress? {
-        guard let colon = hostPort.lastIndex(of: ":"), let port = Int(hostPort[hostPort.index(after: colon)...]),
-            (1...65_535).contains(port)
-        else { return nil }
-        var host = hostPort[..<colon]
-        if host.hasPrefix("[") && host.hasSuffix("]") {
+        // Read as bytes: every OPEN carries one, and Character-wise slicing showed up per open.
+        let bytes = Array(hostPort.utf8)
+        guard let colon = bytes.lastIndex(of: UInt8(ascii: ":")), colon + 1 < bytes.count, bytes.count - colon <= 6 else { return nil }
+        var port = 0
+        for byte in bytes[(colon + 1)...] {
+            guard byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") else { return nil }
+            port = port * 10 + Int(byte - UInt8(ascii: "0"))
+        }
+        guard (1...65_535).contains(port) else { return nil }
+        var host = bytes[..<colon]
+        if host.first == UInt8(ascii: "[") && host.last == UInt8(ascii: "]") && host.count >= 2 {
             host = host.dropFirst().dropLast()
-        } else if host.utf8.contains(UInt8(ascii: ":")) {
+        } else if host.contains(UInt8(ascii: ":")) {
             // `::1:80` could be [::1]:80 or [::0.1.0.80] with no port: IPv6 takes brackets.
             return nil
         }
-        return try? SocketAddress(ipAddress: String(host), port: port)
+        return try? SocketAddress(ipAddress: String(decoding: host, as: UTF8.self), port: port)
     }
 
     public var description: String {

@@ -1,3 +1,4 @@
+import NIOCore
 import PeerpoolIdentity
 import PeerpoolProtocol
 
@@ -19,10 +20,14 @@ public struct OpenRequest: WireBody {
     public var timeout: Duration?
     /// Bytes of DATA the opener can take before it returns CREDIT; nil for the default.
     public var window: Int?
+    /// `address` read once (nil if absent or not `host:port`): the supervisor checks it and the
+    /// worker dials it, per open.
+    private var socketAddress: SocketAddress?
 
     public init(remote: ID52, address: String? = nil, local: ID52? = nil, header: ProtocolHeader, timeout: Duration? = nil, window: Int? = nil) {
         self.remote = remote
         self.address = address
+        self.socketAddress = address.flatMap { PeerAddress.socketAddress(hostPort: $0) }
         self.local = local
         self.header = header
         self.timeout = timeout
@@ -44,7 +49,7 @@ public struct OpenRequest: WireBody {
 
     /// The peer to hand the worker's pool (the address was checked when the body was read).
     public func peerAddress() -> PeerAddress {
-        PeerAddress(remote, at: address.flatMap { PeerAddress.socketAddress(hostPort: $0) })
+        PeerAddress(remote, at: socketAddress)
     }
 
     /// Reads a body within the document's limits (timeout 600 s, window 16 MiB).
@@ -102,9 +107,6 @@ public struct OpenRequest: WireBody {
             throw WireError(.badRequest, "OPEN's \"protocol\" is not a fastn-net protocol: \(error)")
         }
         let address = try string("address")
-        if let address, PeerAddress.socketAddress(hostPort: address) == nil {
-            throw WireError(.badRequest, "OPEN's \"address\" \(address.prefix(80).debugDescription) is not host:port with an IP address")
-        }
         let extra = try string("extra")
         if let extra, extra.utf8.contains(UInt8(ascii: "\n")) {
             throw WireError(.badRequest, "OPEN's \"extra\" must be one line (no newline)")
@@ -118,6 +120,9 @@ public struct OpenRequest: WireBody {
             timeout: try integer("timeout_ms", 1...maxMilliseconds).map { .milliseconds($0) },
             window: try integer("window", 1...maxWindow)
         )
+        if let address, socketAddress == nil {
+            throw WireError(.badRequest, "OPEN's \"address\" \(address.prefix(80).debugDescription) is not host:port with an IP address")
+        }
     }
 
     /// Whole milliseconds of `duration`, as the JSON bodies carry durations.
