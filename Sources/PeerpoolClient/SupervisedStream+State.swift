@@ -4,15 +4,14 @@ import PeerpoolWire
 /// One stream's state on the client's reactor thread: the DATA queued for the reader, the
 /// credit owed to the supervisor and held from it, the waiting reader and writer.
 ///
-/// `@unchecked Sendable` because `SupervisedStream` hands it to the reactor in `@Sendable`
-/// closures; every method and field is used only on the reactor thread (each entry point
-/// asserts it).
+/// `SupervisedStream` hands it to the reactor in `@Sendable` closures; its mutable state lives
+/// in a `ReactorBound` box, so every access is checked to be on the reactor thread.
 ///
 /// Each direction ends once: `inbound` at the peer's FINISH or a failure, `outbound` at our
 /// FINISH or a failure. A failure (ABORTED, RESET, supervisor lost, client closed) resumes the
 /// waiting reader and writer with the error. The peer's FINISH wins over a later failure for
 /// the reader: bytes that arrived before it are still read, then nil.
-final class SupervisedStreamState: @unchecked Sendable {
+final class SupervisedStreamState: Sendable {
     enum End {
         case open
         case finished
@@ -35,27 +34,66 @@ final class SupervisedStreamState: @unchecked Sendable {
     /// The `window` our OPEN announced: the most DATA the supervisor may send beyond our credit.
     let receiveWindow: Int
     private let connection: ClientConnection
-    private var queue = CircularBuffer<ByteBuffer>(initialCapacity: 4)
-    private var queuedBytes = 0
-    /// Bytes the application consumed that we have not yet returned as CREDIT.
-    private var uncredited = 0
-    /// Bytes we may still send (OPENED's send window plus the supervisor's CREDITs, minus DATA).
-    private var sendCredit: Int
-    private(set) var inbound: End = .open
-    private(set) var outbound: End = .open
-    private var reader: (token: UInt64, continuation: CheckedContinuation<ByteBuffer?, any Error>)?
-    private var writer: Writer?
+
+    /// What only the reactor thread touches.
+    private struct ReactorState {
+        var queue: CircularBuffer<ByteBuffer> = CircularBuffer<ByteBuffer>(initialCapacity: 4)
+        var queuedBytes: Int = 0
+        /// Bytes the application consumed that we have not yet returned as CREDIT.
+        var uncredited: Int = 0
+        /// Bytes we may still send (OPENED's send window plus the supervisor's CREDITs, minus DATA).
+        var sendCredit: Int
+        var inbound: End = .open
+        var outbound: End = .open
+        var reader: (token: UInt64, continuation: CheckedContinuation<ByteBuffer?, any Error>)? = nil
+        var writer: Writer? = nil
+    }
+
+    /// The reactor-thread state, checked on every access; the properties below forward to it.
+    private let loop: ReactorBound<ReactorState>
+
+    private var queue: CircularBuffer<ByteBuffer> {
+        get { loop.value.queue }
+        _modify { yield &loop.value.queue }
+    }
+    private var queuedBytes: Int {
+        get { loop.value.queuedBytes }
+        _modify { yield &loop.value.queuedBytes }
+    }
+    private var uncredited: Int {
+        get { loop.value.uncredited }
+        _modify { yield &loop.value.uncredited }
+    }
+    private var sendCredit: Int {
+        get { loop.value.sendCredit }
+        _modify { yield &loop.value.sendCredit }
+    }
+    private(set) var inbound: End {
+        get { loop.value.inbound }
+        _modify { yield &loop.value.inbound }
+    }
+    private(set) var outbound: End {
+        get { loop.value.outbound }
+        _modify { yield &loop.value.outbound }
+    }
+    private var reader: (token: UInt64, continuation: CheckedContinuation<ByteBuffer?, any Error>)? {
+        get { loop.value.reader }
+        _modify { yield &loop.value.reader }
+    }
+    private var writer: Writer? {
+        get { loop.value.writer }
+        _modify { yield &loop.value.writer }
+    }
 
     init(id: UInt64, connection: ClientConnection, receiveWindow: Int, sendWindow: Int) {
         self.id = id
         self.connection = connection
         self.receiveWindow = receiveWindow
-        self.sendCredit = sendWindow
+        self.loop = ReactorBound(ReactorState(sendCredit: sendWindow), reactor: connection.reactor)
     }
 
     /// What the supervisor may still send: the window less what is queued and not credited.
     var receiveWindowLeft: Int {
-        assertOnReactor()
         return receiveWindow - queuedBytes - uncredited
     }
 
@@ -66,14 +104,9 @@ final class SupervisedStreamState: @unchecked Sendable {
     /// empties the queue), not after every read.
     private var creditThreshold: Int { max(1, receiveWindow / 4) }
 
-    private func assertOnReactor() {
-        assert(connection.reactor.isOnReactorThread, "stream \(id) used off the peerpool-client reactor thread")
-    }
-
     // MARK: Reading
 
     func read(token: UInt64, _ continuation: CheckedContinuation<ByteBuffer?, any Error>) {
-        assertOnReactor()
         guard reader == nil else {
             return continuation.resume(throwing: WireError(.streamBusy, "another read() is waiting on stream \(id); one reader at a time", id: id))
         }
@@ -92,7 +125,6 @@ final class SupervisedStreamState: @unchecked Sendable {
     /// The reading task was cancelled: it gets `CancellationError`; nothing is lost, the next
     /// read gets the next bytes.
     func cancelRead(token: UInt64) {
-        assertOnReactor()
         guard let reader, reader.token == token else { return }
         self.reader = nil
         reader.continuation.resume(throwing: CancellationError())
@@ -107,7 +139,6 @@ final class SupervisedStreamState: @unchecked Sendable {
     }
 
     func receiveData(_ frame: ZMQFrame) {
-        assertOnReactor()
         // After the peer's FINISH, or once we ended the stream (a RESET may cross DATA in flight).
         guard inbound.isOpen else { return }
         let count = frame.count
@@ -132,7 +163,6 @@ final class SupervisedStreamState: @unchecked Sendable {
     }
 
     func receiveFinish() {
-        assertOnReactor()
         guard inbound.isOpen else { return }
         inbound = .finished
         if let reader {
@@ -145,7 +175,6 @@ final class SupervisedStreamState: @unchecked Sendable {
     // MARK: Writing
 
     func write(token: UInt64, _ buffer: ByteBuffer, _ continuation: CheckedContinuation<Void, any Error>) {
-        assertOnReactor()
         switch outbound {
         case .failed(let error): return continuation.resume(throwing: error)
         case .finished:
@@ -181,7 +210,6 @@ final class SupervisedStreamState: @unchecked Sendable {
     }
 
     func receiveCredit(_ count: Int) {
-        assertOnReactor()
         guard outbound.isOpen else { return }
         sendCredit += count
         pump()
@@ -191,7 +219,6 @@ final class SupervisedStreamState: @unchecked Sendable {
     /// the stream stays usable; otherwise the peer would see a cut-off message followed by
     /// whatever comes next, so the stream is reset (code 0).
     func cancelWrite(token: UInt64) {
-        assertOnReactor()
         guard let writer, writer.token == token else { return }
         self.writer = nil
         writer.continuation.resume(throwing: CancellationError())
@@ -201,7 +228,6 @@ final class SupervisedStreamState: @unchecked Sendable {
     }
 
     func finish(_ continuation: CheckedContinuation<Void, any Error>) {
-        assertOnReactor()
         switch outbound {
         case .failed(let error): return continuation.resume(throwing: error)
         case .finished:
@@ -225,7 +251,6 @@ final class SupervisedStreamState: @unchecked Sendable {
     /// `reset(code:)`: RESET to the supervisor unless the stream is already over; a waiting
     /// reader and writer fail with `stream_closed`.
     func reset(code: UInt64) {
-        assertOnReactor()
         guard !isOver else { return }
         terminate(WireError(.streamClosed, "stream \(id) was reset by this client with code \(code)", id: id), reset: code)
     }
@@ -233,7 +258,6 @@ final class SupervisedStreamState: @unchecked Sendable {
     /// The application dropped its `SupervisedStream`: like closing a socket, a stream that is
     /// not over is reset with code 0 so the supervisor and the peer let go of it.
     func release() {
-        assertOnReactor()
         if !isOver {
             terminate(WireError(.streamClosed, "stream \(id) was released", id: id), reset: 0)
         }
@@ -243,7 +267,6 @@ final class SupervisedStreamState: @unchecked Sendable {
     /// Ends every direction still open with `error` and resumes whoever waits. `reset`: also
     /// send RESET with that code (when the supervisor does not already know the stream is over).
     func terminate(_ error: WireError, reset code: UInt64?) {
-        assertOnReactor()
         if let code, !isOver {
             _ = connection.send(WireHeader(.reset, id: id), ResetBody(code: code).encoded())
         }

@@ -1,3 +1,4 @@
+import CZMQ
 import Foundation
 import Logging
 import NIOCore
@@ -6,14 +7,14 @@ import PeerpoolWire
 /// A `SupervisorClient`'s state on its reactor thread: the DEALER socket, its monitor, the
 /// requests waiting for an answer and the open streams.
 ///
-/// `@unchecked Sendable` because the client hands it to the reactor in `@Sendable` closures;
-/// every method and field is used only on the reactor thread (each entry point asserts it), so
-/// nothing here needs a lock.
+/// The client hands it to the reactor in `@Sendable` closures. Its mutable state lives in a
+/// `ReactorBound` box, so every access is checked to be on the reactor thread (a precondition,
+/// not a comment), and nothing here needs a lock.
 ///
 /// Continuations stored here are resumed exactly once: by the answer, by CANCEL, by the answer
 /// deadline, or by `failAll` (supervisor lost, client closed), whichever comes first, and each
 /// of those removes the entry before resuming it.
-final class ClientConnection: @unchecked Sendable {
+final class ClientConnection: Sendable {
     enum Waiter {
         case open(window: Int, CheckedContinuation<SupervisedStreamState, any Error>)
         case status(CheckedContinuation<SupervisorStatus, any Error>)
@@ -50,53 +51,88 @@ final class ClientConnection: @unchecked Sendable {
     let configuration: SupervisorClient.Configuration
     let logger: Logger
     private let context: ZMQContext
-    private var socket: ZMQSocket?
-    private var monitor: ZMQSocket?
-    private var pending: [UInt64: PendingRequest] = [:]
-    private(set) var streams: [UInt64: SupervisedStreamState] = [:]
-    private var deadlineTimerArmed = false
-    /// Set by `failAll` for good (client closed): later work fails with it at once.
-    private var closedError: WireError?
+
+    /// What only the reactor thread touches.
+    private struct ReactorState {
+        var socket: ZMQSocket?
+        var monitor: ZMQSocket?
+        var pending: [UInt64: PendingRequest] = [:]
+        var streams: [UInt64: SupervisedStreamState] = [:]
+        var deadlineTimerArmed = false
+        /// Set by `failAll` for good (client closed): later work fails with it at once.
+        var closedError: WireError?
+    }
+
+    /// The reactor-thread state, checked on every access; the properties below forward to it.
+    private let loop: ReactorBound<ReactorState>
+
+    private var socket: ZMQSocket? {
+        get { loop.value.socket }
+        _modify { yield &loop.value.socket }
+    }
+    private var monitor: ZMQSocket? {
+        get { loop.value.monitor }
+        _modify { yield &loop.value.monitor }
+    }
+    private var pending: [UInt64: PendingRequest] {
+        get { loop.value.pending }
+        _modify { yield &loop.value.pending }
+    }
+    private(set) var streams: [UInt64: SupervisedStreamState] {
+        get { loop.value.streams }
+        _modify { yield &loop.value.streams }
+    }
+    private var deadlineTimerArmed: Bool {
+        get { loop.value.deadlineTimerArmed }
+        _modify { yield &loop.value.deadlineTimerArmed }
+    }
+    private var closedError: WireError? {
+        get { loop.value.closedError }
+        _modify { yield &loop.value.closedError }
+    }
 
     init(
-        reactor: ZMQReactor, context: ZMQContext, socket: ZMQSocket, monitor: ZMQSocket,
-        configuration: SupervisorClient.Configuration, logger: Logger
+        reactor: ZMQReactor, context: ZMQContext, configuration: SupervisorClient.Configuration, logger: Logger
     ) {
         self.reactor = reactor
         self.context = context
-        self.socket = socket
-        self.monitor = monitor
+        self.loop = ReactorBound(ReactorState(), reactor: reactor)
         self.configuration = configuration
         self.logger = logger
     }
 
-    private func assertOnReactor() {
-        assert(reactor.isOnReactorThread, "ClientConnection used off the peerpool-client reactor thread")
-    }
-
     // MARK: Lifecycle
 
-    /// First work on the reactor thread: watch the sockets, close them when the loop ends.
-    func start() {
-        assertOnReactor()
+    /// First work on the reactor thread: open the DEALER and the PAIR that reports its
+    /// disconnects, connect, watch them, and close them (and the context) when the loop ends —
+    /// also when a step here throws and the caller stops the reactor.
+    func start(connectingTo endpoint: String) throws {
         // Strong captures: the reactor drops its watches, timers and hooks when its loop ends,
         // which breaks the cycle.
-        if let socket { reactor.watch(socket) { [self] in receiveMessages() } }
-        if let monitor { reactor.watch(monitor) { [self] in receiveMonitorEvents() } }
         reactor.onShutdown { [self] in
             // The monitored socket first: closing it ends libzmq's side of the monitor too.
-            socket?.close()
-            socket = nil
-            monitor?.close()
-            monitor = nil
+            self.socket?.close()
+            self.socket = nil
+            self.monitor?.close()
+            self.monitor = nil
             context.terminate()
         }
+        let socket = try ZMQSocket(context, .dealer)
+        self.socket = socket
+        // Unlimited queues: the credits bound each stream's data, and a request must never be
+        // dropped because a queue was full.
+        try socket.setOption(ZMQ_RCVHWM, 0)
+        try socket.setOption(ZMQ_SNDHWM, 0)
+        let monitor = try socket.monitor(context, events: ZMQMonitorEvent.disconnected, name: "peerpool-client")
+        self.monitor = monitor
+        try socket.connect(endpoint)
+        reactor.watch(socket) { [self] in receiveMessages() }
+        reactor.watch(monitor) { [self] in receiveMonitorEvents() }
     }
 
     /// Fails every pending request and open stream with `error` (supervisor lost or client
     /// closed). After `client_closed` the connection takes no more work.
     func failAll(_ error: WireError) {
-        assertOnReactor()
         if error.code == .clientClosed { closedError = error }
         let requests = pending
         pending = [:]
@@ -115,12 +151,10 @@ final class ClientConnection: @unchecked Sendable {
     // MARK: Requests
 
     func open(id: UInt64, body: [UInt8], window: Int, deadline: ContinuousClock.Instant, continuation: CheckedContinuation<SupervisedStreamState, any Error>) {
-        assertOnReactor()
         begin(id: id, waiter: .open(window: window, continuation), deadline: deadline, type: .open, body: body)
     }
 
     func status(id: UInt64, deadline: ContinuousClock.Instant, continuation: CheckedContinuation<SupervisorStatus, any Error>) {
-        assertOnReactor()
         begin(id: id, waiter: .status(continuation), deadline: deadline, type: .status, body: nil)
     }
 
@@ -135,7 +169,6 @@ final class ClientConnection: @unchecked Sendable {
     /// simply forgotten) and throw `CancellationError`. The supervisor's later `cancelled`
     /// ERROR is then an answer to no one and ignored; a late OPENED is reset.
     func cancelRequest(id: UInt64) {
-        assertOnReactor()
         guard let request = pending.removeValue(forKey: id) else { return }
         if case .open = request.waiter { _ = send(WireHeader(.cancel, id: id), nil) }
         request.waiter.fail(CancellationError())
@@ -171,7 +204,6 @@ final class ClientConnection: @unchecked Sendable {
     // MARK: Receiving
 
     private func receiveMessages() {
-        assertOnReactor()
         for _ in 0..<Self.receiveBatch {
             guard let socket else { return }
             let message: (frames: [ZMQFrame], truncated: Bool)?
@@ -189,7 +221,6 @@ final class ClientConnection: @unchecked Sendable {
     }
 
     private func receiveMonitorEvents() {
-        assertOnReactor()
         var lost = false
         for _ in 0..<Self.receiveBatch {
             guard let monitor, let event = try? ZMQMonitorEvent.read(monitor) else { break }

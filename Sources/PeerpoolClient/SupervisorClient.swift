@@ -107,33 +107,32 @@ public final class SupervisorClient: Sendable {
         logger: Logger = Logger(label: "peerpool.client", factory: { _ in SwiftLogNoOpLogHandler() })
     ) async throws -> SupervisorClient {
         try configuration.validate()
-        // The context and sockets are made here, so libzmq's errors reach the caller, and handed
-        // to the reactor thread by `start` (libzmq allows moving a socket between threads across
-        // a full memory barrier; the reactor's queue is behind a lock).
+        // The sockets are made on the reactor thread that will own them (`ClientConnection.start`);
+        // libzmq's errors still reach the caller, through the start's continuation.
         let context = try ZMQContext()
-        var sockets: [ZMQSocket] = []
-        let socket: ZMQSocket, monitor: ZMQSocket, reactor: ZMQReactor
-        do {
-            socket = try ZMQSocket(context, .dealer)
-            sockets.append(socket)
-            // Unlimited queues: the credits bound each stream's data, and a request must never be
-            // dropped because a queue was full.
-            try socket.setOption(ZMQ_RCVHWM, 0)
-            try socket.setOption(ZMQ_SNDHWM, 0)
-            monitor = try socket.monitor(context, events: ZMQMonitorEvent.disconnected, name: "peerpool-client")
-            sockets.append(monitor)
-            try socket.connect(endpoint)
-            reactor = try ZMQReactor(name: "peerpool-client")
-        } catch {
-            // In this order: terminating the context waits for its sockets to close.
-            for socket in sockets { socket.close() }
+        let reactor: ZMQReactor
+        do { reactor = try ZMQReactor(name: "peerpool-client") } catch {
             context.terminate()
             throw error
         }
-        let connection = ClientConnection(
-            reactor: reactor, context: context, socket: socket, monitor: monitor,
-            configuration: configuration, logger: logger)
-        reactor.start { connection.start() }
+        let connection = ClientConnection(reactor: reactor, context: context, configuration: configuration, logger: logger)
+        do {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                reactor.start {
+                    do {
+                        try connection.start(connectingTo: endpoint)
+                        continuation.resume()
+                    } catch {
+                        continuation.resume(throwing: error)
+                    }
+                }
+            }
+        } catch {
+            // The shutdown hook `start` registered closes what it opened and terminates the context.
+            reactor.stop()
+            await reactor.stopped()
+            throw error
+        }
         let client = SupervisorClient(endpoint: endpoint, configuration: configuration, reactor: reactor, connection: connection)
         do {
             _ = try await client.status(deadline: configuration.connectTimeout)

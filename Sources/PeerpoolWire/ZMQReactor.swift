@@ -53,6 +53,14 @@ public final class ZMQReactor: @unchecked Sendable {
     private var running = true
     private var shutdownHooks: [() -> Void] = []
 
+    /// Whether `start` ran: the loop owns the eventfd from then on.
+    private let started = Atomic<Bool>(false)
+
+    deinit {
+        // A started reactor is retained by its thread until the loop ended and closed the eventfd.
+        if !started.load(ordering: .acquiring) { close(wakeDescriptor) }
+    }
+
     public init(name: String) throws {
         self.name = name
         let descriptor = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
@@ -63,6 +71,7 @@ public final class ZMQReactor: @unchecked Sendable {
     /// Starts the loop's thread. `setup` runs first on it (create and watch sockets there).
     public func start(_ setup: @escaping @Sendable () -> Void = {}) {
         precondition(execute(setup), "the \(name) reactor was stopped before it started")
+        started.store(true, ordering: .releasing)
         let box = Unmanaged.passRetained(self)
         var thread = pthread_t()
         let rc = pthread_create(&thread, nil, { context in

@@ -36,6 +36,20 @@ struct SupervisorClientTests {
         #expect(elapsed >= .milliseconds(300) && elapsed < .seconds(45))
     }
 
+    /// libzmq refuses the endpoint on the reactor thread that opens the sockets; the error still
+    /// reaches the caller, and the reactor and context it started are taken down again (a
+    /// hundred attempts leave no thread or descriptor behind to hang the process).
+    @Test(arguments: ["nonsense", "tcp://", "ipc://"])
+    func connect_toAnEndpointLibzmqRefuses_throwsItsError(_ endpoint: String) async throws {
+        let before = try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count
+        for _ in 0..<100 {
+            await #expect(throws: ZMQError.self) { _ = try await SupervisorClient.connect(to: endpoint) }
+        }
+        let after = try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count
+        // Other tests run in parallel and open descriptors too: a leak here would be 100s.
+        #expect(after - before < 50, "\(after - before) more descriptors after 100 refused connects")
+    }
+
     @Test func getStream_sendsOpenBody_andThrowsTheSupervisorsError() async throws {
         try await withClient(.init(receiveWindow: 12_345)) { supervisor, client in
             let local = SecretKey.generate().id52
