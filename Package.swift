@@ -253,6 +253,7 @@ let package = Package(
             name: "PeerpoolBenchmarks",
             dependencies: [
                 "PeerpoolIdentity",
+                "PeerpoolProtocol",
                 "PeerpoolQUIC",
                 "PeerpoolPool",
                 "PeerpoolWire",

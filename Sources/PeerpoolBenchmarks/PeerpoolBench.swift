@@ -8,6 +8,6 @@ struct PeerpoolBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "peerpool-bench",
         abstract: "Benchmarks of peerpool that print figures, each side by side with its anchor.",
-        subcommands: [BenchTransportCommand.self, BenchPeerCommand.self, BenchPoolCommand.self, BenchSupervisorCommand.self, BenchIrohCommand.self, BenchRelayCommand.self, BenchZMQEchoCommand.self]
+        subcommands: [BenchTransportCommand.self, BenchPeerCommand.self, BenchPoolCommand.self, BenchSupervisorCommand.self, BenchIrohCommand.self, BenchRelayCommand.self, BenchCodecsCommand.self, BenchZMQEchoCommand.self]
     )
 }
