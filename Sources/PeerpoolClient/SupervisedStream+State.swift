@@ -53,35 +53,35 @@ final class SupervisedStreamState: Sendable {
     private let loop: ReactorBound<ReactorState>
 
     private var queue: CircularBuffer<ByteBuffer> {
-        get { loop.value.queue }
+        _read { yield loop.value.queue }
         _modify { yield &loop.value.queue }
     }
     private var queuedBytes: Int {
-        get { loop.value.queuedBytes }
+        _read { yield loop.value.queuedBytes }
         _modify { yield &loop.value.queuedBytes }
     }
     private var uncredited: Int {
-        get { loop.value.uncredited }
+        _read { yield loop.value.uncredited }
         _modify { yield &loop.value.uncredited }
     }
     private var sendCredit: Int {
-        get { loop.value.sendCredit }
+        _read { yield loop.value.sendCredit }
         _modify { yield &loop.value.sendCredit }
     }
     private(set) var inbound: End {
-        get { loop.value.inbound }
+        _read { yield loop.value.inbound }
         _modify { yield &loop.value.inbound }
     }
     private(set) var outbound: End {
-        get { loop.value.outbound }
+        _read { yield loop.value.outbound }
         _modify { yield &loop.value.outbound }
     }
     private var reader: (token: UInt64, continuation: CheckedContinuation<ByteBuffer?, any Error>)? {
-        get { loop.value.reader }
+        _read { yield loop.value.reader }
         _modify { yield &loop.value.reader }
     }
     private var writer: Writer? {
-        get { loop.value.writer }
+        _read { yield loop.value.writer }
         _modify { yield &loop.value.writer }
     }
 

@@ -67,27 +67,27 @@ final class ClientConnection: Sendable {
     private let loop: ReactorBound<ReactorState>
 
     private var socket: ZMQSocket? {
-        get { loop.value.socket }
+        _read { yield loop.value.socket }
         _modify { yield &loop.value.socket }
     }
     private var monitor: ZMQSocket? {
-        get { loop.value.monitor }
+        _read { yield loop.value.monitor }
         _modify { yield &loop.value.monitor }
     }
     private var pending: [UInt64: PendingRequest] {
-        get { loop.value.pending }
+        _read { yield loop.value.pending }
         _modify { yield &loop.value.pending }
     }
     private(set) var streams: [UInt64: SupervisedStreamState] {
-        get { loop.value.streams }
+        _read { yield loop.value.streams }
         _modify { yield &loop.value.streams }
     }
     private var deadlineTimerArmed: Bool {
-        get { loop.value.deadlineTimerArmed }
+        _read { yield loop.value.deadlineTimerArmed }
         _modify { yield &loop.value.deadlineTimerArmed }
     }
     private var closedError: WireError? {
-        get { loop.value.closedError }
+        _read { yield loop.value.closedError }
         _modify { yield &loop.value.closedError }
     }
 

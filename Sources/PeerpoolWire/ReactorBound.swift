@@ -28,9 +28,11 @@ public struct ReactorBound<Value>: @unchecked Sendable {
 
     /// The value. *Reactor thread*: traps anywhere else.
     public var value: Value {
-        get {
+        // `_read`, not `get`: `loop.value.field` then borrows the value in place instead of
+        // copying the whole state (retaining every reference in it) to read one field.
+        _read {
             check()
-            return box.value
+            yield box.value
         }
         nonmutating _modify {
             check()
@@ -39,9 +41,9 @@ public struct ReactorBound<Value>: @unchecked Sendable {
     }
 
     public subscript<T>(dynamicMember keyPath: WritableKeyPath<Value, T>) -> T {
-        get {
+        _read {
             check()
-            return box.value[keyPath: keyPath]
+            yield box.value[keyPath: keyPath]
         }
         nonmutating _modify {
             check()

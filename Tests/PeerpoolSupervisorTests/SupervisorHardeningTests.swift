@@ -272,8 +272,10 @@ struct SupervisorHardeningTests {
             // The flooder reads what was queued for it, then asks again: the first message of
             // its that the supervisor can answer after the drop brings the notice first.
             let (notices, final) = await flooder.drainThenAsk(id: 0xABCD, within: .seconds(60))
-            // Told once, whether with the rest of its flood or with the next request.
-            let told = notices + (final.first == "error 0 client_overrun" ? 1 : 0)
+            // Told once, whether with the rest of its flood or with the next request. (The drain
+            // ends after a second of quiet: on a loaded machine the rest of the flood, and the
+            // notice among it, may still arrive after the new request went out.)
+            let told = notices + final.filter { $0 == "error 0 client_overrun" }.count
             #expect(told == 1, "ERROR client_overrun reached the dropped client \(told) times; then: \(final.prefix(4))")
             #expect(final.last == "status_reply \(0xABCD)", "\(final.suffix(3))")
             #expect(try await embedded.supervisor.status().clientsOverrun == 1)
