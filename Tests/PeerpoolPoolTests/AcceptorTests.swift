@@ -11,11 +11,12 @@ import Testing
 
 @Suite(.timeLimit(.minutes(2)))
 struct AcceptorTests {
-    /// A raw QUIC connection to a TestPeer, for sending what the pool would never send.
-    private func rawConnection(to peer: TestPeer) async throws -> (QUICEndpoint, QUICConnection) {
-        let endpoint = try await QUICEndpoint.bind(
-            host: "127.0.0.1", port: 0, identities: [SecretKey.generate()], acceptIncoming: false, configuration: quicConfiguration())
-        return (endpoint, try await endpoint.connect(to: peer.key.id52, at: peer.endpoint.localAddress))
+    /// Runs `body` with a raw QUIC connection to a TestPeer, for sending what the pool would never
+    /// send; its dial-only endpoint is closed afterwards, awaited, whether `body` returned or threw.
+    private func withRawConnection<T>(to peer: TestPeer, _ body: (QUICConnection) async throws -> T) async throws -> T {
+        try await withEndpoint(acceptIncoming: false) { endpoint in
+            try await body(try await endpoint.connect(to: peer.key.id52, at: peer.endpoint.localAddress))
+        }
     }
 
     private func expectReset(_ stream: QUICStream, code: UInt64) async {
@@ -25,41 +26,45 @@ struct AcceptorTests {
     }
 
     @Test func oversizeHeader_resetsTheStream_andTheConnectionLivesOn() async throws {
-        let peer = try await TestPeer()
-        let (endpoint, connection) = try await rawConnection(to: peer)
-        defer { Task { await endpoint.close(); await peer.stop() } }
-        let stream = try await connection.openStream()
-        // 70 KiB of header without a newline.
-        try await stream.write(ByteBuffer(repeating: UInt8(ascii: "a"), count: 70 * 1024))
-        await expectReset(stream, code: ProtocolErrorCode.headerTooLong)
-        try await expectPingWorks(on: connection)
+        try await withTestPeer { peer in
+            try await withRawConnection(to: peer) { connection in
+                let stream = try await connection.openStream()
+                // 70 KiB of header without a newline.
+                try await stream.write(ByteBuffer(repeating: UInt8(ascii: "a"), count: 70 * 1024))
+                await expectReset(stream, code: ProtocolErrorCode.headerTooLong)
+                try await expectPingWorks(on: connection)
+            }
+        }
     }
 
     @Test(arguments: ["{not json\n", "\"NoSuchProtocol\"\n", "[1,2]\n"])
     func garbageHeader_resetsTheStream_andTheConnectionLivesOn(_ garbage: String) async throws {
-        let peer = try await TestPeer()
-        let (endpoint, connection) = try await rawConnection(to: peer)
-        defer { Task { await endpoint.close(); await peer.stop() } }
-        let stream = try await connection.openStream()
-        try await stream.write(Array(garbage.utf8))
-        await expectReset(stream, code: ProtocolErrorCode.malformedHeader)
-        try await expectPingWorks(on: connection)
+        try await withTestPeer { peer in
+            try await withRawConnection(to: peer) { connection in
+                let stream = try await connection.openStream()
+                try await stream.write(Array(garbage.utf8))
+                await expectReset(stream, code: ProtocolErrorCode.malformedHeader)
+                try await expectPingWorks(on: connection)
+            }
+        }
     }
 
     @Test func invalidUTF8Header_resetsTheStream() async throws {
-        let peer = try await TestPeer()
-        let (endpoint, connection) = try await rawConnection(to: peer)
-        defer { Task { await endpoint.close(); await peer.stop() } }
-        let stream = try await connection.openStream()
-        try await stream.write([0x22, 0xff, 0xfe, 0x22, 0x0a])
-        await expectReset(stream, code: ProtocolErrorCode.malformedHeader)
+        try await withTestPeer { peer in
+            try await withRawConnection(to: peer) { connection in
+                let stream = try await connection.openStream()
+                try await stream.write([0x22, 0xff, 0xfe, 0x22, 0x0a])
+                await expectReset(stream, code: ProtocolErrorCode.malformedHeader)
+            }
+        }
     }
 
     @Test func ping_isAnsweredAckPong_thenEnd() async throws {
-        let peer = try await TestPeer()
-        let (endpoint, connection) = try await rawConnection(to: peer)
-        defer { Task { await endpoint.close(); await peer.stop() } }
-        try await expectPingWorks(on: connection)
+        try await withTestPeer { peer in
+            try await withRawConnection(to: peer) { connection in
+                try await expectPingWorks(on: connection)
+            }
+        }
     }
 
     private func expectPingWorks(on connection: QUICConnection) async throws {
@@ -70,22 +75,23 @@ struct AcceptorTests {
     }
 
     @Test func gracefulShutdown_closesConnectionsWithTheCloseCode_andRefusesNewRequests() async throws {
-        let peer = try await TestPeer()
-        let pool = try await makePool()
-        defer { Task { await peer.stop() } }
-        #expect(try await echoRoundTrip(pool, peer.address, "before") == "before")
-        #expect(await peer.endpoint.connectionCount == 1)
+        try await withTestPeer { peer in
+            // Not withPool: shutting the pool down, through its service group, is what this test does.
+            let pool = try await makePool()
+            #expect(try await echoRoundTrip(pool, peer.address, "before") == "before")
+            #expect(await peer.endpoint.connectionCount == 1)
 
-        let group = ServiceGroup(configuration: .init(services: [pool], logger: Logger(label: "test")))
-        let running = Task { try await group.run() }
-        await group.triggerGracefulShutdown()
-        try await running.value
-        let error = await #expect(throws: PoolError.self) { _ = try await echoRoundTrip(pool, peer.address, "after") }
-        #expect(error?.code == .shutDown)
-        #expect(await pool.connectionCount == 0)
-        // The peer hears the close (code 0) and drops its side.
-        for _ in 0..<100_000 where await peer.endpoint.connectionCount > 0 { await Task.yield() }
-        #expect(await peer.endpoint.connectionCount == 0)
+            let group = ServiceGroup(configuration: .init(services: [pool], logger: Logger(label: "test")))
+            let running = Task { try await group.run() }
+            await group.triggerGracefulShutdown()
+            try await running.value
+            let error = await #expect(throws: PoolError.self) { _ = try await echoRoundTrip(pool, peer.address, "after") }
+            #expect(error?.code == .shutDown)
+            #expect(await pool.connectionCount == 0)
+            // The peer hears the close (code 0) and drops its side.
+            for _ in 0..<100_000 where await peer.endpoint.connectionCount > 0 { await Task.yield() }
+            #expect(await peer.endpoint.connectionCount == 0)
+        }
     }
 
     @Test func poolShutdown_letsInFlightWorkFinish_withinTheGracePeriod() async throws {
@@ -122,41 +128,43 @@ struct AcceptorTests {
 
     @Test func acceptorGracefulShutdown_letsRunningHandlersFinish_thenClosesTheEndpoint() async throws {
         let key = SecretKey.generate()
-        let endpoint = try await QUICEndpoint.bind(host: "127.0.0.1", port: 0, identities: [key], configuration: quicConfiguration())
-        var configuration = AcceptorConfiguration(protocols: [.generic("echo")])
-        configuration.gracePeriod = .seconds(10)
-        configuration.closeCode = 9
-        let acceptor = StreamAcceptor(endpoint: endpoint, configuration: configuration, handler: echo)
-        let group = ServiceGroup(configuration: .init(services: [acceptor], logger: Logger(label: "test")))
-        let running = Task { try await group.run() }
-        let pool = try await makePool()
-        defer { Task { await pool.shutdown(); await endpoint.close() } }
-        let peer = PeerAddress(key.id52, at: endpoint.localAddress)
+        try await withEndpoint(identities: [key]) { endpoint in
+            var configuration = AcceptorConfiguration(protocols: [.generic("echo")])
+            configuration.gracePeriod = .seconds(10)
+            configuration.closeCode = 9
+            let acceptor = StreamAcceptor(endpoint: endpoint, configuration: configuration, handler: echo)
+            let group = ServiceGroup(configuration: .init(services: [acceptor], logger: Logger(label: "test")))
+            let running = Task { try await group.run() }
+            try await withPool { pool in
+                let peer = PeerAddress(key.id52, at: endpoint.localAddress)
 
-        // A handler is running (echo stream open) when shutdown starts...
-        let stream = try await pool.getStream(ProtocolHeader(.generic("echo")), to: peer)
-        try await stream.write(Array("in flight".utf8))
-        #expect(try await stream.read().map { String(buffer: $0) } == "in flight")
-        await group.triggerGracefulShutdown()
-        // ...and may finish its work.
-        try await stream.write(Array(" and done".utf8))
-        try await stream.finish()
-        #expect(String(buffer: try await stream.readToEnd(limit: 100)) == " and done")
-        // Then the endpoint closes with the close code, and run() returns.
-        #expect(await completes(running, within: .seconds(15)))
-        try await running.value
-        #expect(await endpoint.connectionCount == 0)
+                // A handler is running (echo stream open) when shutdown starts...
+                let stream = try await pool.getStream(ProtocolHeader(.generic("echo")), to: peer)
+                try await stream.write(Array("in flight".utf8))
+                #expect(try await stream.read().map { String(buffer: $0) } == "in flight")
+                await group.triggerGracefulShutdown()
+                // ...and may finish its work.
+                try await stream.write(Array(" and done".utf8))
+                try await stream.finish()
+                #expect(String(buffer: try await stream.readToEnd(limit: 100)) == " and done")
+                // Then the endpoint closes with the close code, and run() returns.
+                #expect(await completes(running, within: .seconds(15)))
+                try await running.value
+                #expect(await endpoint.connectionCount == 0)
+            }
+        }
     }
 
     @Test func metrics_countConnectsStreamsAndFailures() async throws {
         let metrics = TestMetrics()
-        let peer = try await TestPeer()
-        let pool = try await makePool(metrics: metrics)
-        defer { Task { await pool.shutdown(); await peer.stop() } }
-        for i in 0..<3 { _ = try await echoRoundTrip(pool, peer.address, "\(i)") }
-        _ = try? await pool.getStream(ProtocolHeader(.tcp), to: peer.address)
-        #expect(try metrics.expectCounter("peerpool.connects").totalValue == 1)
-        #expect(try metrics.expectCounter("peerpool.streams.opened").totalValue == 3)
-        #expect(try metrics.expectTimer("peerpool.getstream.duration").values.count == 3)
+        try await withTestPeer { peer in
+            try await withPool(metrics: metrics) { pool in
+                for i in 0..<3 { _ = try await echoRoundTrip(pool, peer.address, "\(i)") }
+                _ = try? await pool.getStream(ProtocolHeader(.tcp), to: peer.address)
+                #expect(try metrics.expectCounter("peerpool.connects").totalValue == 1)
+                #expect(try metrics.expectCounter("peerpool.streams.opened").totalValue == 3)
+                #expect(try metrics.expectTimer("peerpool.getstream.duration").values.count == 3)
+            }
+        }
     }
 }

@@ -20,13 +20,13 @@ struct DiscoveryResolverTests {
     static func name(_ peer: ID52) -> String { IrohEndpointRecord.name(of: peer, origin: origin) }
 
     @Test func getStream_byID52Alone_findsThePeerThroughDNS() async throws {
-        let peer = try await TestPeer()
-        defer { Task { await peer.stop() } }
-        let port = try #require(peer.endpoint.localAddress.port)
-        let server = try await PythonTestServer(dnsZone: [Self.name(peer.key.id52): [[30, "relay=http://127.0.0.1:9/"], [30, "addr=127.0.0.1:\(port)"]]])
-        let pool = try await makePool(resolver: ChainedResolver([AddressBook(), try Self.dns(server)]))
-        defer { Task { await pool.shutdown() } }
-        #expect(try await echoRoundTrip(pool, PeerAddress(peer.key.id52), "found by DNS") == "found by DNS")
+        try await withTestPeer { peer in
+            let port = try #require(peer.endpoint.localAddress.port)
+            let server = try await PythonTestServer(dnsZone: [Self.name(peer.key.id52): [[30, "relay=http://127.0.0.1:9/"], [30, "addr=127.0.0.1:\(port)"]]])
+            try await withPool(resolver: ChainedResolver([AddressBook(), try Self.dns(server)])) { pool throws in
+                #expect(try await echoRoundTrip(pool, PeerAddress(peer.key.id52), "found by DNS") == "found by DNS")
+            }
+        }
     }
 
     @Test func chain_asksTheAddressBookFirst_andDNSOnlyWhenItHasNothing() async throws {
@@ -44,17 +44,16 @@ struct DiscoveryResolverTests {
     @Test func peerWithOnlyARelay_failsWithNoAddress_namingWhatDNSSaid() async throws {
         let (relayOnly, unknown) = (SecretKey.generate().id52, SecretKey.generate().id52)
         let server = try await PythonTestServer(dnsZone: [Self.name(relayOnly): [[30, "relay=https://relay.test.invalid/"]]])
-        let pool = try await makePool(resolver: ChainedResolver([AddressBook(), try Self.dns(server)]))
-        defer { Task { await pool.shutdown() } }
+        try await withPool(resolver: ChainedResolver([AddressBook(), try Self.dns(server)])) { pool in
+            let error = await #expect(throws: PoolError.self) { _ = try await pool.getStream(ProtocolHeader(.ping), to: PeerAddress(relayOnly)) }
+            #expect(error?.code == .noAddress)
+            #expect(error?.message.contains("relay=https://relay.test.invalid/") == true, "\(String(describing: error))")
+            #expect(error?.message.contains("only through its relay") == true, "\(String(describing: error))")
 
-        let error = await #expect(throws: PoolError.self) { _ = try await pool.getStream(ProtocolHeader(.ping), to: PeerAddress(relayOnly)) }
-        #expect(error?.code == .noAddress)
-        #expect(error?.message.contains("relay=https://relay.test.invalid/") == true, "\(String(describing: error))")
-        #expect(error?.message.contains("only through its relay") == true, "\(String(describing: error))")
-
-        let missing = await #expect(throws: PoolError.self) { _ = try await pool.getStream(ProtocolHeader(.ping), to: PeerAddress(unknown)) }
-        #expect(missing?.code == .noAddress)
-        #expect(missing?.message.contains("NXDOMAIN") == true, "\(String(describing: missing))")
+            let missing = await #expect(throws: PoolError.self) { _ = try await pool.getStream(ProtocolHeader(.ping), to: PeerAddress(unknown)) }
+            #expect(missing?.code == .noAddress)
+            #expect(missing?.message.contains("NXDOMAIN") == true, "\(String(describing: missing))")
+        }
     }
 
     @Test func malformedRecord_failsWithDiscoveryFailed() async throws {

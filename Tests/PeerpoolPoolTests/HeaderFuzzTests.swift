@@ -58,45 +58,44 @@ struct HeaderFuzzTests {
     }
 
     @Test func acceptor_answersEveryMutatedHeader_onOneConnection_thenServesPing() async throws {
-        let peer = try await TestPeer()
-        let endpoint = try await QUICEndpoint.bind(
-            host: "127.0.0.1", port: 0, identities: [SecretKey.generate()], acceptIncoming: false,
-            configuration: quicConfiguration())
-        defer { Task { await endpoint.close(); await peer.stop() } }
-        let connection = try await endpoint.connect(to: peer.key.id52, at: peer.endpoint.localAddress)
-        var random = SeededGenerator(seed: 0x5EED_0002)
-        let cases = (0..<300).map { Self.mutate(Array(Self.seeds[$0 % Self.seeds.count].utf8), &random) + [0x0a] }
+        try await withTestPeer { peer in
+            try await withEndpoint(acceptIncoming: false) { endpoint in
+                let connection = try await endpoint.connect(to: peer.key.id52, at: peer.endpoint.localAddress)
+                var random = SeededGenerator(seed: 0x5EED_0002)
+                let cases = (0..<300).map { Self.mutate(Array(Self.seeds[$0 % Self.seeds.count].utf8), &random) + [0x0a] }
 
-        // 20 at a time: each stream ends (answer, refusal or reset) well within the test's limit.
-        var outcomes: [String: Int] = [:]
-        for batch in stride(from: 0, to: cases.count, by: 20) {
-            let results = try await withThrowingTaskGroup(of: String.self) { group in
-                for header in cases[batch..<min(batch + 20, cases.count)] {
-                    group.addTask {
-                        let stream = try await connection.openStream()
-                        try await stream.write(header)
-                        try await stream.finish()
-                        do {
-                            let answer = String(buffer: try await stream.readToEnd(limit: 4096))
-                            if answer.hasPrefix("ack") { return "ack" }
-                            if answer.hasPrefix("refused") { return "refused" }
-                            return "other: \(answer.prefix(40))"
-                        } catch let error as QUICError where error.code == .streamReset {
-                            return "reset"
+                // 20 at a time: each stream ends (answer, refusal or reset) well within the test's limit.
+                var outcomes: [String: Int] = [:]
+                for batch in stride(from: 0, to: cases.count, by: 20) {
+                    let results = try await withThrowingTaskGroup(of: String.self) { group in
+                        for header in cases[batch..<min(batch + 20, cases.count)] {
+                            group.addTask {
+                                let stream = try await connection.openStream()
+                                try await stream.write(header)
+                                try await stream.finish()
+                                do {
+                                    let answer = String(buffer: try await stream.readToEnd(limit: 4096))
+                                    if answer.hasPrefix("ack") { return "ack" }
+                                    if answer.hasPrefix("refused") { return "refused" }
+                                    return "other: \(answer.prefix(40))"
+                                } catch let error as QUICError where error.code == .streamReset {
+                                    return "reset"
+                                }
+                            }
                         }
+                        return try await group.reduce(into: [String]()) { $0.append($1) }
                     }
+                    for result in results { outcomes[result, default: 0] += 1 }
                 }
-                return try await group.reduce(into: [String]()) { $0.append($1) }
-            }
-            for result in results { outcomes[result, default: 0] += 1 }
-        }
-        #expect(outcomes.keys.allSatisfy { ["ack", "refused", "reset"].contains($0) }, "\(outcomes)")
-        #expect(outcomes["reset", default: 0] > 0, "\(outcomes)")
+                #expect(outcomes.keys.allSatisfy { ["ack", "refused", "reset"].contains($0) }, "\(outcomes)")
+                #expect(outcomes["reset", default: 0] > 0, "\(outcomes)")
 
-        let stream = try await connection.openStream()
-        try await stream.write(Array("\"Ping\"\n".utf8))
-        try await stream.finish()
-        #expect(String(buffer: try await stream.readToEnd(limit: 64)) == "ack\npong\n")
-        #expect(await peer.endpoint.connectionCount == 1)
+                let stream = try await connection.openStream()
+                try await stream.write(Array("\"Ping\"\n".utf8))
+                try await stream.finish()
+                #expect(String(buffer: try await stream.readToEnd(limit: 64)) == "ack\npong\n")
+                #expect(await peer.endpoint.connectionCount == 1)
+            }
+        }
     }
 }

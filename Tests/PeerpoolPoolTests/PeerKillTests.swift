@@ -11,59 +11,60 @@ struct PoolPeerKillTests {
         // Short enough to see a dead peer quickly, long enough that a loaded 2-core machine
         // (the whole suite runs in parallel) never starves a live one into an idle timeout.
         let idle = Duration.seconds(5)
-        let pool = try await makePool(
+        try await withPool(
             poolConfiguration { $0.ackTimeout = .seconds(5); $0.connectTimeout = .seconds(5) },
-            quic: quicConfiguration { $0.idleTimeout = idle })
-        defer { Task { await pool.shutdown() } }
-        let peer = listener.peer()
-        #expect(try await echoRoundTrip(pool, peer, "warm") == "warm")
+            quic: quicConfiguration { $0.idleTimeout = idle }
+        ) { pool in
+            let peer = listener.peer()
+            #expect(try await echoRoundTrip(pool, peer, "warm") == "warm")
 
-        // 300 requests, each opening an echo stream and waiting for the echo; kill mid-way.
-        let started = Counter2()
-        let results = Task {
-            await withTaskGroup(of: String.self) { group in
-                for i in 0..<300 {
-                    group.addTask {
-                        await started.add()
-                        do {
-                            let stream = try await pool.getStream(ProtocolHeader(.generic("echo")), to: peer)
-                            try await stream.write(Array("\(i)".utf8))
-                            // No finish: the echo never ends, so every stream is still open when the peer dies.
-                            _ = try await stream.read()
-                            _ = try await stream.read()
-                            return "no error"
-                        } catch let error as PoolError {
-                            return "PoolError \(error.code)"
-                        } catch let error as StreamProtocolError {
-                            return "StreamProtocolError \(error.code)"
-                        } catch let error as QUICError {
-                            return "QUICError \(error.code): \(error.message)"
-                        } catch {
-                            return "other \(error)"
+            // 300 requests, each opening an echo stream and waiting for the echo; kill mid-way.
+            let started = Counter2()
+            let results = Task {
+                await withTaskGroup(of: String.self) { group in
+                    for i in 0..<300 {
+                        group.addTask {
+                            await started.add()
+                            do {
+                                let stream = try await pool.getStream(ProtocolHeader(.generic("echo")), to: peer)
+                                try await stream.write(Array("\(i)".utf8))
+                                // No finish: the echo never ends, so every stream is still open when the peer dies.
+                                _ = try await stream.read()
+                                _ = try await stream.read()
+                                return "no error"
+                            } catch let error as PoolError {
+                                return "PoolError \(error.code)"
+                            } catch let error as StreamProtocolError {
+                                return "StreamProtocolError \(error.code)"
+                            } catch let error as QUICError {
+                                return "QUICError \(error.code): \(error.message)"
+                            } catch {
+                                return "other \(error)"
+                            }
                         }
                     }
+                    var outcomes: [String] = []
+                    for await outcome in group { outcomes.append(outcome) }
+                    return outcomes
                 }
-                var outcomes: [String] = []
-                for await outcome in group { outcomes.append(outcome) }
-                return outcomes
             }
-        }
-        while await started.value < 300 { await Task.yield() }
-        listener.kill()
-        let clock = ContinuousClock()
-        let killedAt = clock.now
-        let outcomes = try await withTimeout(idle + .seconds(15)) { await results.value }
-        #expect(clock.now - killedAt < idle + .seconds(10))
-        #expect(outcomes.count == 300)
-        // Every request failed, each with an error that names what happened.
-        #expect(!outcomes.contains("no error"))
-        let unclear = outcomes.filter { !($0.hasPrefix("PoolError") || $0.contains("connection closed") || $0.contains("StreamProtocolError")) }
-        #expect(unclear.isEmpty, "\(Set(unclear))")
+            while await started.value < 300 { await Task.yield() }
+            listener.kill()
+            let clock = ContinuousClock()
+            let killedAt = clock.now
+            let outcomes = try await withTimeout(idle + .seconds(15)) { await results.value }
+            #expect(clock.now - killedAt < idle + .seconds(10))
+            #expect(outcomes.count == 300)
+            // Every request failed, each with an error that names what happened.
+            #expect(!outcomes.contains("no error"))
+            let unclear = outcomes.filter { !($0.hasPrefix("PoolError") || $0.contains("connection closed") || $0.contains("StreamProtocolError")) }
+            #expect(unclear.isEmpty, "\(Set(unclear))")
 
-        // The peer is gone: new requests fail fast with a connect error, not a hang.
-        let error = await #expect(throws: PoolError.self) { _ = try await pool.getStream(ProtocolHeader(.generic("echo")), to: peer) }
-        // connect_failed, or connection_lost when the request met the dying connection first.
-        #expect(error?.code == .connectFailed || error?.code == .connectionLost, "\(String(describing: error))")
+            // The peer is gone: new requests fail fast with a connect error, not a hang.
+            let error = await #expect(throws: PoolError.self) { _ = try await pool.getStream(ProtocolHeader(.generic("echo")), to: peer) }
+            // connect_failed, or connection_lost when the request met the dying connection first.
+            #expect(error?.code == .connectFailed || error?.code == .connectionLost, "\(String(describing: error))")
+        }
     }
 }
 

@@ -11,22 +11,23 @@ import Testing
 struct PoolAddressTests {
     @Test(arguments: ["[::1]:4433", "[::ffff:255.255.255.255]:1", "255.255.255.255:1", "224.0.0.251:5353"])
     func unsendableAddress_failsThatRequest_withAddressUnreachable(_ hostPort: String) async throws {
-        let peer = try await TestPeer()
-        let pool = try await makePool()
-        defer { Task { await pool.shutdown(); await peer.stop() } }
-        #expect(try await echoRoundTrip(pool, peer.address, "before") == "before")
+        try await withTestPeer { peer in
+            try await withPool { pool in
+                #expect(try await echoRoundTrip(pool, peer.address, "before") == "before")
 
-        let stranger = try PeerAddress(parsing: "\(SecretKey.generate().id52)@\(hostPort)")
-        let error = await #expect(throws: PoolError.self) {
-            _ = try await pool.getStream(ProtocolHeader(.generic("echo")), to: stranger)
+                let stranger = try PeerAddress(parsing: "\(SecretKey.generate().id52)@\(hostPort)")
+                let error = await #expect(throws: PoolError.self) {
+                    _ = try await pool.getStream(ProtocolHeader(.generic("echo")), to: stranger)
+                }
+                #expect(error?.code == .addressUnreachable, "\(String(describing: error))")
+                #expect(error?.message.contains("cannot send to") == true, "\(String(describing: error))")
+
+                // The established connection and new ones both still work.
+                #expect(try await echoRoundTrip(pool, peer.address, "after") == "after")
+                try await withTestPeer { other throws in
+                    #expect(try await echoRoundTrip(pool, other.address, "new peer") == "new peer")
+                }
+            }
         }
-        #expect(error?.code == .addressUnreachable, "\(String(describing: error))")
-        #expect(error?.message.contains("cannot send to") == true, "\(String(describing: error))")
-
-        // The established connection and new ones both still work.
-        #expect(try await echoRoundTrip(pool, peer.address, "after") == "after")
-        let other = try await TestPeer()
-        defer { Task { await other.stop() } }
-        #expect(try await echoRoundTrip(pool, other.address, "new peer") == "new peer")
     }
 }

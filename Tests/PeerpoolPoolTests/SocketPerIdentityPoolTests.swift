@@ -38,27 +38,29 @@ struct SocketPerIdentityPoolTests {
         }
         let pool = PeerPool(endpoints: endpoints, configuration: poolConfiguration())
         let peer = PeerAddress(peerKey.id52, at: server.localAddress)
-        defer {
+        try await withCleanup {
+            for key in keys {
+                _ = try await pool.ping(peer, from: key.id52)
+            }
+            let addresses = await seen.addresses
+            for (key, endpoint) in zip(keys, endpoints) {
+                #expect(addresses[key.id52] == endpoint.localAddress, "\(key.id52) came from \(String(describing: addresses[key.id52]))")
+            }
+            #expect(await pool.connectionCount == 2)
+
+            // Naming no identity is ambiguous with two; naming a stranger is refused.
+            let ambiguous = await #expect(throws: PoolError.self) { _ = try await pool.ping(peer) }
+            #expect(ambiguous?.code == .noIdentity)
+            let stranger = await #expect(throws: PoolError.self) {
+                _ = try await pool.ping(peer, from: SecretKey.generate().id52)
+            }
+            #expect(stranger?.code == .noIdentity)
+        } cleanup: {
             serving.cancel()
-            Task { await pool.shutdown(); await server.close(); for endpoint in endpoints { await endpoint.close() } }
+            await pool.shutdown()
+            await server.close()
+            for endpoint in endpoints { await endpoint.close() }
         }
-
-        for key in keys {
-            _ = try await pool.ping(peer, from: key.id52)
-        }
-        let addresses = await seen.addresses
-        for (key, endpoint) in zip(keys, endpoints) {
-            #expect(addresses[key.id52] == endpoint.localAddress, "\(key.id52) came from \(String(describing: addresses[key.id52]))")
-        }
-        #expect(await pool.connectionCount == 2)
-
-        // Naming no identity is ambiguous with two; naming a stranger is refused.
-        let ambiguous = await #expect(throws: PoolError.self) { _ = try await pool.ping(peer) }
-        #expect(ambiguous?.code == .noIdentity)
-        let stranger = await #expect(throws: PoolError.self) {
-            _ = try await pool.ping(peer, from: SecretKey.generate().id52)
-        }
-        #expect(stranger?.code == .noIdentity)
     }
 }
 

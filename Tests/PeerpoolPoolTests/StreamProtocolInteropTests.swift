@@ -10,40 +10,40 @@ struct StreamProtocolInteropTests {
     @Test func ourPool_againstAioquicAcceptor_echoesPingsAndIsRefused() async throws {
         let identity = SecretKey.generate()
         let python = try await FastnPythonPeer.startServer(identity: identity)
-        let pool = try await makePool()
-        defer { Task { await pool.shutdown() } }
-        let peer = PeerAddress(identity.id52, at: try SocketAddress(ipAddress: "127.0.0.1", port: python.port))
+        try await withPool { pool in
+            let peer = PeerAddress(identity.id52, at: try SocketAddress(ipAddress: "127.0.0.1", port: python.port))
 
-        #expect(try await echoRoundTrip(pool, peer, "hello aioquic\n") == "hello aioquic\n")
-        #expect(try await python.nextStreamLine() == #"STREAM {"Generic":"echo"}"#)
-        _ = try await pool.ping(peer)
-        #expect(try await python.nextStreamLine() == #"STREAM "Ping""#)
-        let error = await #expect(throws: StreamProtocolError.self) {
-            _ = try await pool.getStream(ProtocolHeader(.tcp), to: peer)
+            #expect(try await echoRoundTrip(pool, peer, "hello aioquic\n") == "hello aioquic\n")
+            #expect(try await python.nextStreamLine() == #"STREAM {"Generic":"echo"}"#)
+            _ = try await pool.ping(peer)
+            #expect(try await python.nextStreamLine() == #"STREAM "Ping""#)
+            let error = await #expect(throws: StreamProtocolError.self) {
+                _ = try await pool.getStream(ProtocolHeader(.tcp), to: peer)
+            }
+            #expect(error?.code == .refused)
+            // All on one connection.
+            #expect(await pool.connectionCount == 1)
         }
-        #expect(error?.code == .refused)
-        // All on one connection.
-        #expect(await pool.connectionCount == 1)
     }
 
     @Test func aioquicOpener_againstOurAcceptor_pingEchoAndGarbage() async throws {
-        let peer = try await TestPeer()
-        defer { Task { await peer.stop() } }
-        let port = try #require(peer.endpoint.localAddress.port)
-        let client = SecretKey.generate()
+        try await withTestPeer { peer in
+            let port = try #require(peer.endpoint.localAddress.port)
+            let client = SecretKey.generate()
 
-        let ping = try await FastnPythonPeer.runClient(mode: .ping, port: port, server: peer.key.id52, identity: client)
-        #expect(ping.contains("PONG ok"), "\(ping)")
+            let ping = try await FastnPythonPeer.runClient(mode: .ping, port: port, server: peer.key.id52, identity: client)
+            #expect(ping.contains("PONG ok"), "\(ping)")
 
-        let echo = try await FastnPythonPeer.runClient(mode: .echo, port: port, server: peer.key.id52, identity: client)
-        #expect(echo.contains(#"ECHO "hello fastn\n""#), "\(echo)")
+            let echo = try await FastnPythonPeer.runClient(mode: .echo, port: port, server: peer.key.id52, identity: client)
+            #expect(echo.contains(#"ECHO "hello fastn\n""#), "\(echo)")
 
-        let garbage = try await FastnPythonPeer.runClient(mode: .garbage, port: port, server: peer.key.id52, identity: client)
-        #expect(garbage.contains { $0.hasPrefix("GARBAGE reset=\(ProtocolErrorCode.malformedHeader)") }, "\(garbage)")
-        #expect(garbage.contains("AFTER_GARBAGE PONG ok"), "\(garbage)")
+            let garbage = try await FastnPythonPeer.runClient(mode: .garbage, port: port, server: peer.key.id52, identity: client)
+            #expect(garbage.contains { $0.hasPrefix("GARBAGE reset=\(ProtocolErrorCode.malformedHeader)") }, "\(garbage)")
+            #expect(garbage.contains("AFTER_GARBAGE PONG ok"), "\(garbage)")
 
-        let refused = try await FastnPythonPeer.runClient(
-            mode: .echo, port: port, server: peer.key.id52, identity: client, arguments: ["--protocol", #""Http""#])
-        #expect(refused.contains { $0.hasPrefix("NOACK \"refused: ") }, "\(refused)")
+            let refused = try await FastnPythonPeer.runClient(
+                mode: .echo, port: port, server: peer.key.id52, identity: client, arguments: ["--protocol", #""Http""#])
+            #expect(refused.contains { $0.hasPrefix("NOACK \"refused: ") }, "\(refused)")
+        }
     }
 }

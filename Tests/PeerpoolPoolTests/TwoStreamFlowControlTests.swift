@@ -19,35 +19,35 @@ struct TwoStreamFlowControlTests {
         defer { load?.stop() }
         let listener = try await ListenProcess()
         defer { listener.kill() }
-        let pool = try await makePool(quic: quicConfiguration { $0.idleTimeout = .seconds(30) })
-        defer { Task { await pool.shutdown() } }
-        let peer = listener.peer()
-        let header = ProtocolHeader(.generic("source"), extra: "\(1 << 30)")
-        let a = try await pool.getStream(header, to: peer)
-        let b = try await pool.getStream(header, to: peer)
-        try await a.finish()
-        try await b.finish()
+        try await withPool(quic: quicConfiguration { $0.idleTimeout = .seconds(30) }) { pool in
+            let peer = listener.peer()
+            let header = ProtocolHeader(.generic("source"), extra: "\(1 << 30)")
+            let a = try await pool.getStream(header, to: peer)
+            let b = try await pool.getStream(header, to: peer)
+            try await a.finish()
+            try await b.finish()
 
-        // A: 256 KiB, then left alone. B: 8 MiB meanwhile. Then A again: 8 MiB more.
-        let first = try await Self.read(a, atLeast: 256 << 10, "A's first 256 KiB")
-        let moved = try await Self.read(b, atLeast: 8 << 20, "8 MiB on B while A is not read")
-        let resumed: Int
-        do {
-            resumed = try await Self.read(a, atLeast: 8 << 20, "8 MiB on A once it is read again")
-        } catch {
-            // Diagnosis: does reading B again release A?
-            let more = (try? await Self.read(b, atLeast: 16 << 20, stall: .seconds(5), "B again")) ?? -1
-            let after = (try? await Self.read(a, atLeast: 1 << 20, stall: .seconds(5), "A after B")) ?? -1
-            Issue.record("\(error); then B gave \(more) more bytes and A \(after)")
-            return
+            // A: 256 KiB, then left alone. B: 8 MiB meanwhile. Then A again: 8 MiB more.
+            let first = try await Self.read(a, atLeast: 256 << 10, "A's first 256 KiB")
+            let moved = try await Self.read(b, atLeast: 8 << 20, "8 MiB on B while A is not read")
+            let resumed: Int
+            do {
+                resumed = try await Self.read(a, atLeast: 8 << 20, "8 MiB on A once it is read again")
+            } catch {
+                // Diagnosis: does reading B again release A?
+                let more = (try? await Self.read(b, atLeast: 16 << 20, stall: .seconds(5), "B again")) ?? -1
+                let after = (try? await Self.read(a, atLeast: 1 << 20, stall: .seconds(5), "A after B")) ?? -1
+                Issue.record("\(error); then B gave \(more) more bytes and A \(after)")
+                return
+            }
+            #expect(first >= 256 << 10)
+            #expect(moved >= 8 << 20)
+            #expect(resumed >= 8 << 20)
+            await a.reset(code: 0)
+            await b.reset(code: 0)
+            await a.stopSending(code: 0)
+            await b.stopSending(code: 0)
         }
-        #expect(first >= 256 << 10)
-        #expect(moved >= 8 << 20)
-        #expect(resumed >= 8 << 20)
-        await a.reset(code: 0)
-        await b.reset(code: 0)
-        await a.stopSending(code: 0)
-        await b.stopSending(code: 0)
     }
 
     /// Reads until `count` bytes came. What this test guards against is a stall, not slowness: it

@@ -15,24 +15,26 @@ struct AddressTests {
 
     @Test(arguments: unsendableFromIPv4)
     func unsendableAddress_failsThatConnect_andTheSocketServesOn(_ text: String) async throws {
-        let (server, keys) = try await makeServer()
-        let (client, _) = try await makeClient()
-        let echo = echoServer(server)
-        defer { echo.cancel(); Task { await client.close(); await server.close() } }
-        let address = try #require(Self.parse(text))
+        try await withServer { server, keys in
+            try await withClient { client, _ in
+                let echo = echoServer(server)
+                defer { echo.cancel() }
+                let address = try #require(Self.parse(text))
 
-        let error = await #expect(throws: QUICError.self) {
-            _ = try await client.connect(to: keys[0].id52, at: address)
+                let error = await #expect(throws: QUICError.self) {
+                    _ = try await client.connect(to: keys[0].id52, at: address)
+                }
+                #expect(error?.code == .addressUnreachable, "\(String(describing: error))")
+                #expect(error?.message.contains("cannot send to") == true, "\(String(describing: error))")
+
+                // The same socket still connects and carries a stream.
+                let connection = try await client.connect(to: keys[0].id52, at: server.localAddress)
+                let stream = try await connection.openStream()
+                try await stream.write(Array("still here".utf8))
+                try await stream.finish()
+                #expect(String(buffer: try await stream.readToEnd(limit: 64)) == "still here")
+            }
         }
-        #expect(error?.code == .addressUnreachable, "\(String(describing: error))")
-        #expect(error?.message.contains("cannot send to") == true, "\(String(describing: error))")
-
-        // The same socket still connects and carries a stream.
-        let connection = try await client.connect(to: keys[0].id52, at: server.localAddress)
-        let stream = try await connection.openStream()
-        try await stream.write(Array("still here".utf8))
-        try await stream.finish()
-        #expect(String(buffer: try await stream.readToEnd(limit: 64)) == "still here")
     }
 
     @Test func dualStackSocket_reachesIPv4_IPv6_andMappedPeers() async throws {
@@ -51,25 +53,28 @@ struct AddressTests {
         let client = try await QUICEndpoint.bind(
             host: "::", port: 0, identities: [clientKey], acceptIncoming: false, configuration: testConfiguration())
         let echoes = [echoServer(server4), echoServer(server6)]
-        defer {
-            echoes.forEach { $0.cancel() }
-            Task { await client.close(); await server4.close(); await server6.close() }
-        }
-        #expect(client.isDualStack)
+        try await withCleanup {
+            #expect(client.isDualStack)
 
-        let port4 = try #require(server4.localAddress.port)
-        let mapped = try SocketAddress(ipAddress: "::ffff:127.0.0.1", port: port4)
-        for (peer, address) in [(key4.id52, server4.localAddress), (key6.id52, server6.localAddress), (key4.id52, mapped)] {
-            let connection = try await client.connect(to: peer, at: address)
-            // Connections see plain IPv4, whatever form the caller gave.
-            if address.protocol == .inet6, peer == key4.id52 {
-                #expect(connection.remoteAddress == server4.localAddress)
+            let port4 = try #require(server4.localAddress.port)
+            let mapped = try SocketAddress(ipAddress: "::ffff:127.0.0.1", port: port4)
+            for (peer, address) in [(key4.id52, server4.localAddress), (key6.id52, server6.localAddress), (key4.id52, mapped)] {
+                let connection = try await client.connect(to: peer, at: address)
+                // Connections see plain IPv4, whatever form the caller gave.
+                if address.protocol == .inet6, peer == key4.id52 {
+                    #expect(connection.remoteAddress == server4.localAddress)
+                }
+                let stream = try await connection.openStream()
+                try await stream.write(Array("hello \(address)".utf8))
+                try await stream.finish()
+                #expect(String(buffer: try await stream.readToEnd(limit: 256)) == "hello \(address)")
+                await connection.close()
             }
-            let stream = try await connection.openStream()
-            try await stream.write(Array("hello \(address)".utf8))
-            try await stream.finish()
-            #expect(String(buffer: try await stream.readToEnd(limit: 256)) == "hello \(address)")
-            await connection.close()
+        } cleanup: {
+            echoes.forEach { $0.cancel() }
+            await client.close()
+            await server4.close()
+            await server6.close()
         }
     }
 

@@ -114,33 +114,16 @@ extension AioquicInteropTests {
         let serverKey = SecretKey.generate()
         let (python, port) = try await PythonPeer.server(identity: serverKey)
         defer { python.stop() }
-        let endpoint = try await QUICEndpoint.bind(
-            host: "127.0.0.1", port: 0, identities: [SecretKey.generate()], acceptIncoming: false,
-            configuration: testConfiguration { $0.allowsX509Fallback = false })
-        defer { Task { await endpoint.close() } }
-        let address = try SocketAddress(ipAddress: "127.0.0.1", port: port)
-        let error = await #expect(throws: QUICError.self) {
-            _ = try await endpoint.connect(to: serverKey.id52, at: address)
+        try await withEndpoint(
+            identities: [SecretKey.generate()], acceptIncoming: false,
+            configuration: testConfiguration { $0.allowsX509Fallback = false }
+        ) { endpoint in
+            let address = try SocketAddress(ipAddress: "127.0.0.1", port: port)
+            let error = await #expect(throws: QUICError.self) {
+                _ = try await endpoint.connect(to: serverKey.id52, at: address)
+            }
+            #expect(error?.code == .handshakeFailed, "\(String(describing: error))")
         }
-        #expect(error?.code == .handshakeFailed, "\(String(describing: error))")
-    }
-}
-
-/// Runs `body` with an endpoint on 127.0.0.1:0 and closes the endpoint afterwards, also when
-/// `body` throws.
-private func withEndpoint<T>(
-    identities: [SecretKey], acceptIncoming: Bool = true, _ body: (QUICEndpoint) async throws -> T
-) async throws -> T {
-    let endpoint = try await QUICEndpoint.bind(
-        host: "127.0.0.1", port: 0, identities: identities, acceptIncoming: acceptIncoming,
-        configuration: testConfiguration())
-    do {
-        let result = try await body(endpoint)
-        await endpoint.close()
-        return result
-    } catch {
-        await endpoint.close()
-        throw error
     }
 }
 

@@ -28,89 +28,85 @@ struct ConnectionLifecycleTests {
             $0.idleTimeout = .seconds(3)
             $0.keepAliveInterval = .milliseconds(300)
         }
-        let (server, keys) = try await makeServer(configuration: configuration)
-        let (client, _) = try await makeClient(configuration: configuration)
-        let echo = echoServer(server)
-        defer { echo.cancel(); Task { await client.close(); await server.close() } }
-        let connection = try await client.connect(to: keys[0].id52, at: server.localAddress)
-        // Three idle timeouts pass in silence; the connection must still carry a stream.
-        let ended = Task { await connection.closed() }
-        #expect(await completes(Task { _ = await ended.value }, within: .seconds(7)) == false)
-        let stream = try await connection.openStream()
-        try await stream.write(Array("still here".utf8))
-        try await stream.finish()
-        #expect(String(buffer: try await stream.readToEnd(limit: 64)) == "still here")
-        ended.cancel()
+        try await withEchoConnection(server: configuration, client: configuration) { connection in
+            // Three idle timeouts pass in silence; the connection must still carry a stream.
+            let ended = Task { await connection.closed() }
+            #expect(await completes(Task { _ = await ended.value }, within: .seconds(7)) == false)
+            let stream = try await connection.openStream()
+            try await stream.write(Array("still here".utf8))
+            try await stream.finish()
+            #expect(String(buffer: try await stream.readToEnd(limit: 64)) == "still here")
+            ended.cancel()
+        }
     }
 
     @Test func keyUpdates_midTransfer_loseNothing() async throws {
-        let (server, keys) = try await makeServer()
-        let (client, _) = try await makeClient()
-        let echo = echoServer(server)
-        defer { echo.cancel(); Task { await client.close(); await server.close() } }
-        let connection = try await client.connect(to: keys[0].id52, at: server.localAddress)
-        let stream = try await connection.openStream()
-        let total = 8 * 1024 * 1024
-        async let received: Int = {
-            var count = 0
-            while let chunk = try await stream.read() {
-                #expect(chunk == patternBuffer(offset: count, count: chunk.readableBytes))
-                count += chunk.readableBytes
+        try await withEchoConnection { connection in
+            let stream = try await connection.openStream()
+            let total = 8 * 1024 * 1024
+            async let received: Int = {
+                var count = 0
+                while let chunk = try await stream.read() {
+                    #expect(chunk == patternBuffer(offset: count, count: chunk.readableBytes))
+                    count += chunk.readableBytes
+                }
+                return count
+            }()
+            var updates = 0
+            for offset in stride(from: 0, to: total, by: 256 * 1024) {
+                try await stream.write(patternBuffer(offset: offset, count: 256 * 1024))
+                // ngtcp2 refuses a new update until the previous one is confirmed; count those that start.
+                if (try? await connection.initiateKeyUpdate()) != nil { updates += 1 }
             }
-            return count
-        }()
-        var updates = 0
-        for offset in stride(from: 0, to: total, by: 256 * 1024) {
-            try await stream.write(patternBuffer(offset: offset, count: 256 * 1024))
-            // ngtcp2 refuses a new update until the previous one is confirmed; count those that start.
-            if (try? await connection.initiateKeyUpdate()) != nil { updates += 1 }
+            try await stream.finish()
+            #expect(try await received == total)
+            #expect(updates >= 2)
         }
-        try await stream.finish()
-        #expect(try await received == total)
-        #expect(updates >= 2)
     }
 
     @Test func endpoint_onIPv6Loopback_connects() async throws {
         let serverKey = SecretKey.generate()
-        let server = try await QUICEndpoint.bind(host: "::1", port: 0, identities: [serverKey], configuration: testConfiguration())
-        let client = try await QUICEndpoint.bind(
-            host: "::1", port: 0, identities: [SecretKey.generate()], acceptIncoming: false, configuration: testConfiguration())
-        let echo = echoServer(server)
-        defer { echo.cancel(); Task { await client.close(); await server.close() } }
-        let connection = try await client.connect(to: serverKey.id52, at: server.localAddress)
-        #expect(connection.remoteID52 == serverKey.id52)
-        let stream = try await connection.openStream()
-        try await stream.write(Array("v6".utf8))
-        try await stream.finish()
-        #expect(String(buffer: try await stream.readToEnd(limit: 8)) == "v6")
+        try await withEndpoint(host: "::1", identities: [serverKey]) { server in
+            try await withEndpoint(host: "::1", identities: [SecretKey.generate()], acceptIncoming: false) { client in
+                let echo = echoServer(server)
+                defer { echo.cancel() }
+                let connection = try await client.connect(to: serverKey.id52, at: server.localAddress)
+                #expect(connection.remoteID52 == serverKey.id52)
+                let stream = try await connection.openStream()
+                try await stream.write(Array("v6".utf8))
+                try await stream.finish()
+                #expect(String(buffer: try await stream.readToEnd(limit: 8)) == "v6")
+            }
+        }
     }
 
     @Test func endpointClose_failsEveryWaiter_withEndpointClosed() async throws {
-        let (server, keys) = try await makeServer()
-        let (client, _) = try await makeClient()
-        defer { Task { await server.close() } }
-        async let accepted = nextIncoming(server)
-        let connection = try await client.connect(to: keys[0].id52, at: server.localAddress)
-        let serverSide = try #require(await accepted)
-        let stream = try await connection.openStream()
-        try await stream.write(Array("x".utf8))
-        let reader = Task { try await stream.read() }
-        await client.close(code: 5)
-        await #expect(throws: QUICError.self) { _ = try await reader.value }
-        #expect(await connection.closed() == .endpointClosed)
-        #expect(await serverSide.closed() == .peerClosed(applicationCode: 5, reason: "endpoint closed"))
-        await #expect(throws: QUICError.self) { _ = try await client.connect(to: keys[0].id52, at: server.localAddress) }
+        try await withServer { server, keys in
+            // Not withClient: closing the client's endpoint (code 5) is what this test does.
+            let (client, _) = try await makeClient()
+            async let accepted = nextIncoming(server)
+            let connection = try await client.connect(to: keys[0].id52, at: server.localAddress)
+            let serverSide = try #require(await accepted)
+            let stream = try await connection.openStream()
+            try await stream.write(Array("x".utf8))
+            let reader = Task { try await stream.read() }
+            await client.close(code: 5)
+            await #expect(throws: QUICError.self) { _ = try await reader.value }
+            #expect(await connection.closed() == .endpointClosed)
+            #expect(await serverSide.closed() == .peerClosed(applicationCode: 5, reason: "endpoint closed"))
+            await #expect(throws: QUICError.self) { _ = try await client.connect(to: keys[0].id52, at: server.localAddress) }
+        }
     }
 
     @Test func bind_toBusyPort_failsWithBindError() async throws {
-        let (server, _) = try await makeServer()
-        defer { Task { await server.close() } }
-        let port = try #require(server.localAddress.port)
-        var noReuse = testConfiguration()
-        noReuse.socketBufferSize = 65_536
-        let error = await #expect(throws: QUICError.self) {
-            _ = try await QUICEndpoint.bind(host: "127.0.0.1", port: port, identities: [SecretKey.generate()], configuration: noReuse)
+        try await withServer { server, _ in
+            let port = try #require(server.localAddress.port)
+            var noReuse = testConfiguration()
+            noReuse.socketBufferSize = 65_536
+            let error = await #expect(throws: QUICError.self) {
+                _ = try await QUICEndpoint.bind(host: "127.0.0.1", port: port, identities: [SecretKey.generate()], configuration: noReuse)
+            }
+            #expect(error?.code == .bind)
         }
-        #expect(error?.code == .bind)
     }
 }

@@ -125,38 +125,38 @@ struct RelayPathTests {
 
     @Test func relayedAndDirectPeers_atOnce_standInsNeverReachTheSocket() async throws {
         let pair = try await RelayedPair()
-        let (direct, _) = try await makeClient()
-        let echo = echoServer(pair.b)
-        defer {
-            echo.cancel()
-            pair.close()
-            Task { await direct.close() }
-        }
-        let watchA = try await SocketWatch.install(on: pair.a)
-        let watchB = try await SocketWatch.install(on: pair.b)
-
-        let relayed = try await pair.a.connect(to: pair.bKey.id52, via: .relay)
-        let udp = try await direct.connect(to: pair.bKey.id52, at: pair.b.localAddress)
-        #expect(relayed.path == .relay)
-        #expect(udp.path == .udp(pair.b.localAddress))
-
-        // Both at once, through the same endpoint B.
-        let total = 2 * 1024 * 1024
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for connection in [relayed, udp] {
-                group.addTask {
-                    let stream = try await connection.openStream()
-                    async let received = readVerifyingPattern(stream, expected: total)
-                    try await writePattern(stream, total: total)
-                    #expect(try await received == total)
-                }
+        try await withClient { direct, _ in
+            let echo = echoServer(pair.b)
+            defer {
+                echo.cancel()
+                pair.close()
             }
-            try await group.waitForAll()
+            let watchA = try await SocketWatch.install(on: pair.a)
+            let watchB = try await SocketWatch.install(on: pair.b)
+
+            let relayed = try await pair.a.connect(to: pair.bKey.id52, via: .relay)
+            let udp = try await direct.connect(to: pair.bKey.id52, at: pair.b.localAddress)
+            #expect(relayed.path == .relay)
+            #expect(udp.path == .udp(pair.b.localAddress))
+
+            // Both at once, through the same endpoint B.
+            let total = 2 * 1024 * 1024
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for connection in [relayed, udp] {
+                    group.addTask {
+                        let stream = try await connection.openStream()
+                        async let received = readVerifyingPattern(stream, expected: total)
+                        try await writePattern(stream, total: total)
+                        #expect(try await received == total)
+                    }
+                }
+                try await group.waitForAll()
+            }
+            // The socket carried the direct peer and still does.
+            try await roundTrip(udp, "still direct")
+            #expect(watchB.writes > 0)
+            #expect(watchA.standInWrites == 0 && watchB.standInWrites == 0)
         }
-        // The socket carried the direct peer and still does.
-        try await roundTrip(udp, "still direct")
-        #expect(watchB.writes > 0)
-        #expect(watchA.standInWrites == 0 && watchB.standInWrites == 0)
     }
 
     @Test func relayedPeer_provingAnotherKeyThanTheRelayClaims_isRefused() async throws {
@@ -185,21 +185,21 @@ struct RelayPathTests {
     }
 
     @Test func connectViaRelay_withoutARelay_failsNoRelayPath_andStandInsAreNoUDPAddresses() async throws {
-        let (client, _) = try await makeClient()
-        defer { Task { await client.close() } }
-        let error = await #expect(throws: QUICError.self) {
-            _ = try await client.connect(to: SecretKey.generate().id52, via: .relay)
-        }
-        #expect(error?.code == .noRelayPath, "\(String(describing: error))")
-        #expect(error?.message.contains("attachRelay") == true, "\(String(describing: error))")
+        try await withClient { client, _ in
+            let error = await #expect(throws: QUICError.self) {
+                _ = try await client.connect(to: SecretKey.generate().id52, via: .relay)
+            }
+            #expect(error?.code == .noRelayPath, "\(String(describing: error))")
+            #expect(error?.message.contains("attachRelay") == true, "\(String(describing: error))")
 
-        let standIn = try SocketAddress(ipAddress: "fd70:6565:7270::1", port: 1)
-        let refused = await #expect(throws: QUICError.self) {
-            _ = try await client.connect(to: SecretKey.generate().id52, at: standIn)
+            let standIn = try SocketAddress(ipAddress: "fd70:6565:7270::1", port: 1)
+            let refused = await #expect(throws: QUICError.self) {
+                _ = try await client.connect(to: SecretKey.generate().id52, at: standIn)
+            }
+            #expect(refused?.code == .addressUnreachable, "\(String(describing: refused))")
+            #expect(refused?.message.contains("stand-in") == true, "\(String(describing: refused))")
+            #expect(await client.connectionCount == 0)
         }
-        #expect(refused?.code == .addressUnreachable, "\(String(describing: refused))")
-        #expect(refused?.message.contains("stand-in") == true, "\(String(describing: refused))")
-        #expect(await client.connectionCount == 0)
     }
 
     @Test func relayDeliveringGarbage_orImpossibleSegmentSizes_harmsNoConnection() async throws {

@@ -7,39 +7,31 @@ import Testing
 @Suite(.timeLimit(.minutes(2)))
 struct StreamTests {
     @Test func oneStream_carries64MiBEachWay_byteExact() async throws {
-        let (server, keys) = try await makeServer()
-        let (client, _) = try await makeClient()
-        let echo = echoServer(server)
-        defer { echo.cancel(); Task { await client.close(); await server.close() } }
-
-        let total = 64 * 1024 * 1024
-        let connection = try await client.connect(to: keys[0].id52, at: server.localAddress)
-        let stream = try await connection.openStream()
-        async let received = readVerifyingPattern(stream, expected: total)
-        try await writePattern(stream, total: total)
-        #expect(try await received == total)
+        try await withEchoConnection { connection in
+            let total = 64 * 1024 * 1024
+            let stream = try await connection.openStream()
+            async let received = readVerifyingPattern(stream, expected: total)
+            try await writePattern(stream, total: total)
+            #expect(try await received == total)
+        }
     }
 
     @Test func twoHundredConcurrentStreams_onOneConnection_allComplete() async throws {
-        let (server, keys) = try await makeServer()
-        let (client, _) = try await makeClient()
-        let echo = echoServer(server)
-        defer { echo.cancel(); Task { await client.close(); await server.close() } }
-
-        let connection = try await client.connect(to: keys[0].id52, at: server.localAddress)
-        let size = 32 * 1024
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for index in 0..<200 {
-                group.addTask {
-                    let stream = try await connection.openStream()
-                    let payload = patternBuffer(offset: index, count: size)
-                    try await stream.write(payload)
-                    try await stream.finish()
-                    let echoed = try await stream.readToEnd(limit: size)
-                    #expect(echoed == payload, "stream \(index)")
+        try await withEchoConnection { connection in
+            let size = 32 * 1024
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for index in 0..<200 {
+                    group.addTask {
+                        let stream = try await connection.openStream()
+                        let payload = patternBuffer(offset: index, count: size)
+                        try await stream.write(payload)
+                        try await stream.finish()
+                        let echoed = try await stream.readToEnd(limit: size)
+                        #expect(echoed == payload, "stream \(index)")
+                    }
                 }
+                try await group.waitForAll()
             }
-            try await group.waitForAll()
         }
     }
 
@@ -155,16 +147,13 @@ struct StreamTests {
     }
 
     @Test func readToEnd_pastLimit_failsWithTooMuchData() async throws {
-        let (server, keys) = try await makeServer()
-        let (client, _) = try await makeClient()
-        let echo = echoServer(server)
-        defer { echo.cancel(); Task { await client.close(); await server.close() } }
-        let connection = try await client.connect(to: keys[0].id52, at: server.localAddress)
-        let stream = try await connection.openStream()
-        try await stream.write(ByteBuffer(repeating: 3, count: 10_000))
-        try await stream.finish()
-        let error = await #expect(throws: QUICError.self) { _ = try await stream.readToEnd(limit: 1000) }
-        #expect(error?.code == .tooMuchData)
+        try await withEchoConnection { connection in
+            let stream = try await connection.openStream()
+            try await stream.write(ByteBuffer(repeating: 3, count: 10_000))
+            try await stream.finish()
+            let error = await #expect(throws: QUICError.self) { _ = try await stream.readToEnd(limit: 1000) }
+            #expect(error?.code == .tooMuchData)
+        }
     }
 
     @Test func read_cancelled_withdrawsTheReader() async throws {

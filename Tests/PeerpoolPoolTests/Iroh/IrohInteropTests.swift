@@ -26,217 +26,215 @@ struct IrohInteropTests {
     @Test func peerpoolDialsIroh_rawPublicKeysBothWays_eachSideSeesTheOthersID52() async throws {
         let iroh = try await IrohPeer.startServer()
         let me = SecretKey.generate()
-        let endpoint = try await QUICEndpoint.bind(
-            host: "127.0.0.1", port: 0, identities: [me], acceptIncoming: false, configuration: quicConfiguration())
-        defer { Task { await endpoint.close() } }
-
-        let connection = try await endpoint.connect(to: iroh.id52, at: try iroh.socketAddress)
-        #expect(connection.remoteID52 == iroh.id52)
-        #expect(await connection.peerCertificateType == .rawPublicKey)
-        #expect(try await iroh.value(of: "PEER") == me.id52.description)
-        await connection.close()
+        try await withEndpoint(identities: [me], acceptIncoming: false) { endpoint in
+            let connection = try await endpoint.connect(to: iroh.id52, at: try iroh.socketAddress)
+            #expect(connection.remoteID52 == iroh.id52)
+            #expect(await connection.peerCertificateType == .rawPublicKey)
+            #expect(try await iroh.value(of: "PEER") == me.id52.description)
+            await connection.close()
+        }
     }
 
     @Test func peerpoolPingsIroh_libraryAndCommandLine() async throws {
         let iroh = try await IrohPeer.startServer()
-        let pool = try await makePool()
-        defer { Task { await pool.shutdown() } }
-        let peer = PeerAddress(iroh.id52, at: try iroh.socketAddress)
-        for _ in 0..<3 { _ = try await pool.ping(peer) }
+        try await withPool { pool in
+            let peer = PeerAddress(iroh.id52, at: try iroh.socketAddress)
+            for _ in 0..<3 { _ = try await pool.ping(peer) }
 
-        // The issue's reproduction: `peerpool ping ID52@127.0.0.1:PORT` used to fail with alert 40.
-        let output = try await CLIProcess.run(["ping", "\(iroh.id52)@127.0.0.1:\(iroh.port)", "--count", "3"])
-        #expect(output.status == 0, "\(output)")
-        #expect(output.stdout.components(separatedBy: "pong from \(iroh.id52)").count == 4, "\(output)")
-        #expect(iroh.values(of: "STREAM").filter { $0 == "\"Ping\"" }.count == 6, "\(iroh.transcript)")
+            // The issue's reproduction: `peerpool ping ID52@127.0.0.1:PORT` used to fail with alert 40.
+            let output = try await CLIProcess.run(["ping", "\(iroh.id52)@127.0.0.1:\(iroh.port)", "--count", "3"])
+            #expect(output.status == 0, "\(output)")
+            #expect(output.stdout.components(separatedBy: "pong from \(iroh.id52)").count == 4, "\(output)")
+            #expect(iroh.values(of: "STREAM").filter { $0 == "\"Ping\"" }.count == 6, "\(iroh.transcript)")
+        }
     }
 
     @Test func peerpoolDialsIroh_echoes64MiBByteExact() async throws {
         let iroh = try await IrohPeer.startServer()
-        let pool = try await makePool()
-        defer { Task { await pool.shutdown() } }
-        let clock = ContinuousClock()
-        let start = clock.now
-        let (received, firstMismatch) = try await echo(Self.echoBytes, through: pool, to: PeerAddress(iroh.id52, at: try iroh.socketAddress))
-        #expect(received == Self.echoBytes)
-        #expect(firstMismatch == nil)
-        print("iroh echo, peerpool dialling: 64 MiB both ways in \(clock.now - start)")
+        try await withPool { pool in
+            let clock = ContinuousClock()
+            let start = clock.now
+            let (received, firstMismatch) = try await echo(Self.echoBytes, through: pool, to: PeerAddress(iroh.id52, at: try iroh.socketAddress))
+            #expect(received == Self.echoBytes)
+            #expect(firstMismatch == nil)
+            print("iroh echo, peerpool dialling: 64 MiB both ways in \(clock.now - start)")
+        }
     }
 
     @Test func peerpoolDialsIroh_100ConcurrentStreamsShareOneConnection() async throws {
         let iroh = try await IrohPeer.startServer()
-        let pool = try await makePool()
-        defer { Task { await pool.shutdown() } }
-        let peer = PeerAddress(iroh.id52, at: try iroh.socketAddress)
-        let answers = try await withThrowingTaskGroup(of: Bool.self) { group in
-            for i in 0..<100 {
-                group.addTask { try await echoRoundTrip(pool, peer, "stream \(i) " + String(repeating: "x", count: 4000)) == "stream \(i) " + String(repeating: "x", count: 4000) }
+        try await withPool { pool in
+            let peer = PeerAddress(iroh.id52, at: try iroh.socketAddress)
+            let answers = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for i in 0..<100 {
+                    group.addTask { try await echoRoundTrip(pool, peer, "stream \(i) " + String(repeating: "x", count: 4000)) == "stream \(i) " + String(repeating: "x", count: 4000) }
+                }
+                return try await group.reduce(into: [Bool]()) { $0.append($1) }
             }
-            return try await group.reduce(into: [Bool]()) { $0.append($1) }
+            #expect(answers.count == 100)
+            #expect(answers.allSatisfy { $0 })
+            #expect(await pool.connectionCount == 1)
+            #expect(iroh.values(of: "PEER").count == 1, "\(iroh.transcript)")
+            #expect(iroh.values(of: "STREAM").count == 100)
         }
-        #expect(answers.count == 100)
-        #expect(answers.allSatisfy { $0 })
-        #expect(await pool.connectionCount == 1)
-        #expect(iroh.values(of: "PEER").count == 1, "\(iroh.transcript)")
-        #expect(iroh.values(of: "STREAM").count == 100)
     }
 
     @Test func peerpoolDialsIroh_withTheWrongID52_failsNamingBothKeys() async throws {
         let iroh = try await IrohPeer.startServer()
-        let endpoint = try await QUICEndpoint.bind(
-            host: "127.0.0.1", port: 0, identities: [SecretKey.generate()], acceptIncoming: false, configuration: quicConfiguration())
-        defer { Task { await endpoint.close() } }
-        let expected = SecretKey.generate().id52
-        let error = await #expect(throws: QUICError.self) {
-            _ = try await endpoint.connect(to: expected, at: try iroh.socketAddress)
+        try await withEndpoint(acceptIncoming: false) { endpoint in
+            let expected = SecretKey.generate().id52
+            let error = await #expect(throws: QUICError.self) {
+                _ = try await endpoint.connect(to: expected, at: try iroh.socketAddress)
+            }
+            #expect(error?.code == .wrongPeerKey)
+            #expect(error?.message.contains(expected.description) == true, "\(String(describing: error))")
+            #expect(error?.message.contains(iroh.id52.description) == true, "\(String(describing: error))")
+            #expect(await endpoint.connectionCount == 0)
         }
-        #expect(error?.code == .wrongPeerKey)
-        #expect(error?.message.contains(expected.description) == true, "\(String(describing: error))")
-        #expect(error?.message.contains(iroh.id52.description) == true, "\(String(describing: error))")
-        #expect(await endpoint.connectionCount == 0)
     }
 
     @Test func irohKilledMidStream_failsOurSidePromptly() async throws {
         let iroh = try await IrohPeer.startServer()
         let idle = Duration.seconds(3)
-        let pool = try await makePool(
-            poolConfiguration { $0.ackTimeout = .seconds(5) }, quic: quicConfiguration { $0.idleTimeout = idle })
-        defer { Task { await pool.shutdown() } }
-        let stream = try await pool.getStream(ProtocolHeader(.generic("echo")), to: PeerAddress(iroh.id52, at: try iroh.socketAddress))
-        let echoed = Atomic<Int>(0)
-        let reader = Task {
-            while let chunk = try await stream.read() { echoed.add(chunk.readableBytes, ordering: .relaxed) }
+        try await withPool(
+            poolConfiguration { $0.ackTimeout = .seconds(5) }, quic: quicConfiguration { $0.idleTimeout = idle }
+        ) { pool in
+            let stream = try await pool.getStream(ProtocolHeader(.generic("echo")), to: PeerAddress(iroh.id52, at: try iroh.socketAddress))
+            let echoed = Atomic<Int>(0)
+            let reader = Task {
+                while let chunk = try await stream.read() { echoed.add(chunk.readableBytes, ordering: .relaxed) }
+            }
+            let writer = Task {
+                let block = ByteBuffer(repeating: 7, count: 16 * 1024)
+                while true { try await stream.write(block) }
+            }
+            defer { reader.cancel(); writer.cancel() }
+            // Data flows through iroh and back (an event, bounded), then iroh dies.
+            // Generous: the iroh peer is niced and the machine may be busy.
+            let flowing = try await withTimeout(.seconds(60)) {
+                while echoed.load(ordering: .relaxed) < 256 * 1024 { try await Task.sleep(for: .milliseconds(10)) }
+                return true
+            }
+            #expect(flowing == true)
+            let clock = ContinuousClock()
+            iroh.kill()
+            let killedAt = clock.now
+            #expect(await completes(reader, within: idle + .seconds(5)))
+            #expect(await completes(writer, within: idle + .seconds(5)))
+            await #expect(throws: (any Error).self) { try await reader.value }
+            await #expect(throws: (any Error).self) { try await writer.value }
+            #expect(clock.now - killedAt < idle + .seconds(5))
         }
-        let writer = Task {
-            let block = ByteBuffer(repeating: 7, count: 16 * 1024)
-            while true { try await stream.write(block) }
-        }
-        defer { reader.cancel(); writer.cancel() }
-        // Data flows through iroh and back (an event, bounded), then iroh dies.
-        // Generous: the iroh peer is niced and the machine may be busy.
-        let flowing = try await withTimeout(.seconds(60)) {
-            while echoed.load(ordering: .relaxed) < 256 * 1024 { try await Task.sleep(for: .milliseconds(10)) }
-            return true
-        }
-        #expect(flowing == true)
-        let clock = ContinuousClock()
-        iroh.kill()
-        let killedAt = clock.now
-        #expect(await completes(reader, within: idle + .seconds(5)))
-        #expect(await completes(writer, within: idle + .seconds(5)))
-        await #expect(throws: (any Error).self) { try await reader.value }
-        await #expect(throws: (any Error).self) { try await writer.value }
-        #expect(clock.now - killedAt < idle + .seconds(5))
     }
 
     @Test func pooledConnectionToIroh_idleForMoreThanAMinute_staysUsable() async throws {
         let iroh = try await IrohPeer.startServer()
-        let pool = try await makePool()
-        defer { Task { await pool.shutdown() } }
-        let peer = PeerAddress(iroh.id52, at: try iroh.socketAddress)
-        _ = try await pool.ping(peer)
-        #expect(try await echoRoundTrip(pool, peer, "before") == "before")
-        // The idle period is what is under test: the pool's own pings (every 12 s) must keep
-        // iroh's and our idle timers from closing the connection.
-        try await Task.sleep(for: .seconds(65))
-        #expect(await pool.connectionCount == 1)
-        #expect(try await echoRoundTrip(pool, peer, "after a minute") == "after a minute")
-        // Still the first connection: iroh saw exactly one.
-        #expect(iroh.values(of: "PEER").count == 1, "\(iroh.transcript)")
+        try await withPool { pool in
+            let peer = PeerAddress(iroh.id52, at: try iroh.socketAddress)
+            _ = try await pool.ping(peer)
+            #expect(try await echoRoundTrip(pool, peer, "before") == "before")
+            // The idle period is what is under test: the pool's own pings (every 12 s) must keep
+            // iroh's and our idle timers from closing the connection.
+            try await Task.sleep(for: .seconds(65))
+            #expect(await pool.connectionCount == 1)
+            #expect(try await echoRoundTrip(pool, peer, "after a minute") == "after a minute")
+            // Still the first connection: iroh saw exactly one.
+            #expect(iroh.values(of: "PEER").count == 1, "\(iroh.transcript)")
+        }
     }
 
     // MARK: iroh dials peerpool
 
     @Test func irohDialsPeerpool_pingsAndWeSeeItsProvenID52() async throws {
         let peers = Mutex<Set<ID52>>([])
-        let server = try await TestPeer(handler: { incoming in
+        try await withTestPeer(handler: { incoming in
             peers.withLock { _ = $0.insert(incoming.peer) }
             await echo(incoming)
-        })
-        defer { Task { await server.stop() } }
-        let run = try await IrohPeer.runClient(peer: server.key.id52, port: server.port, ["--mode", "ping", "--count", "3"])
-        #expect(run.status == 0, "\(run.transcript)")
-        #expect(run.lines.contains("CONNECTED \(server.key.id52)"), "\(run.transcript)")
-        #expect(run.lines.filter { $0 == "PONG ok" }.count == 3, "\(run.transcript)")
+        }) { server in
+            let run = try await IrohPeer.runClient(peer: server.key.id52, port: server.port, ["--mode", "ping", "--count", "3"])
+            #expect(run.status == 0, "\(run.transcript)")
+            #expect(run.lines.contains("CONNECTED \(server.key.id52)"), "\(run.transcript)")
+            #expect(run.lines.filter { $0 == "PONG ok" }.count == 3, "\(run.transcript)")
 
-        // The server recorded the key the iroh client proved.
-        let client = try #require(run.lines.first { $0.hasPrefix("ID ") }.map { try ID52(parsing: String($0.dropFirst(3))) })
-        let echoRun = try await IrohPeer.runClient(peer: server.key.id52, port: server.port, ["--mode", "echo", "--bytes", "1000"])
-        #expect(echoRun.lines.contains { $0.hasPrefix("ECHO ok") }, "\(echoRun.transcript)")
-        let echoClient = try #require(echoRun.lines.first { $0.hasPrefix("ID ") }.map { try ID52(parsing: String($0.dropFirst(3))) })
-        #expect(peers.withLock { $0 } == [echoClient])
-        #expect(client != echoClient)
+            // The server recorded the key the iroh client proved.
+            let client = try #require(run.lines.first { $0.hasPrefix("ID ") }.map { try ID52(parsing: String($0.dropFirst(3))) })
+            let echoRun = try await IrohPeer.runClient(peer: server.key.id52, port: server.port, ["--mode", "echo", "--bytes", "1000"])
+            #expect(echoRun.lines.contains { $0.hasPrefix("ECHO ok") }, "\(echoRun.transcript)")
+            let echoClient = try #require(echoRun.lines.first { $0.hasPrefix("ID ") }.map { try ID52(parsing: String($0.dropFirst(3))) })
+            #expect(peers.withLock { $0 } == [echoClient])
+            #expect(client != echoClient)
+        }
     }
 
     @Test func irohDialsPeerpool_echoes64MiBByteExact() async throws {
-        let server = try await TestPeer()
-        defer { Task { await server.stop() } }
-        let run = try await IrohPeer.runClient(
-            peer: server.key.id52, port: server.port, ["--mode", "echo", "--bytes", "\(Self.echoBytes)"], within: .seconds(240))
-        #expect(run.status == 0, "\(run.transcript)")
-        let line = run.lines.first { $0.hasPrefix("ECHO ") }
-        #expect(line?.hasPrefix("ECHO ok \(Self.echoBytes) ") == true, "\(run.transcript)")
-        print("iroh echo, iroh dialling: \(line ?? "-")")
+        try await withTestPeer { server in
+            let run = try await IrohPeer.runClient(
+                peer: server.key.id52, port: server.port, ["--mode", "echo", "--bytes", "\(Self.echoBytes)"], within: .seconds(240))
+            #expect(run.status == 0, "\(run.transcript)")
+            let line = run.lines.first { $0.hasPrefix("ECHO ") }
+            #expect(line?.hasPrefix("ECHO ok \(Self.echoBytes) ") == true, "\(run.transcript)")
+            print("iroh echo, iroh dialling: \(line ?? "-")")
+        }
     }
 
     @Test func irohDialsPeerpool_100ConcurrentStreamsOnOneConnection() async throws {
-        let server = try await TestPeer()
-        defer { Task { await server.stop() } }
-        let run = try await IrohPeer.runClient(peer: server.key.id52, port: server.port, ["--mode", "concurrent", "--streams", "100"])
-        #expect(run.status == 0, "\(run.transcript)")
-        #expect(run.lines.contains("CONCURRENT ok 100"), "\(run.transcript)")
+        try await withTestPeer { server in
+            let run = try await IrohPeer.runClient(peer: server.key.id52, port: server.port, ["--mode", "concurrent", "--streams", "100"])
+            #expect(run.status == 0, "\(run.transcript)")
+            #expect(run.lines.contains("CONCURRENT ok 100"), "\(run.transcript)")
+        }
     }
 
     @Test func irohClientKilledMidStream_failsOurServerSidePromptly() async throws {
         let idle = Duration.seconds(3)
         let (outcomes, outcome) = AsyncStream<String>.makeStream()
-        let server = try await TestPeer(configuration: quicConfiguration { $0.idleTimeout = idle }, handler: { incoming in
+        try await withTestPeer(configuration: quicConfiguration { $0.idleTimeout = idle }, handler: { incoming in
             do {
                 while let chunk = try await incoming.stream.read() { try await incoming.stream.write(chunk) }
                 outcome.yield("ended")
             } catch {
                 outcome.yield("failed: \(error)")
             }
-        })
-        defer { Task { await server.stop() } }
-        let client = try await IrohPeer.startClient(peer: server.key.id52, port: server.port, ["--mode", "hold"])
-        _ = try await client.value(of: "HOLDING", within: .seconds(60))
-        let clock = ContinuousClock()
-        client.kill()
-        let killedAt = clock.now
-        let result = try await withTimeout(idle + .seconds(5)) {
-            for await result in outcomes { return result }
-            return "no outcome"
+        }) { server in
+            let client = try await IrohPeer.startClient(peer: server.key.id52, port: server.port, ["--mode", "hold"])
+            _ = try await client.value(of: "HOLDING", within: .seconds(60))
+            let clock = ContinuousClock()
+            client.kill()
+            let killedAt = clock.now
+            let result = try await withTimeout(idle + .seconds(5)) {
+                for await result in outcomes { return result }
+                return "no outcome"
+            }
+            #expect(result.hasPrefix("failed: "), "\(result)")
+            #expect(clock.now - killedAt < idle + .seconds(5))
         }
-        #expect(result.hasPrefix("failed: "), "\(result)")
-        #expect(clock.now - killedAt < idle + .seconds(5))
     }
 
     @Test func irohDialsPeerpool_withTheWrongID52_isRefused() async throws {
-        let server = try await TestPeer()
-        defer { Task { await server.stop() } }
-        let run = try await IrohPeer.runClient(peer: SecretKey.generate().id52, port: server.port, ["--mode", "ping"])
-        #expect(run.status != 0, "\(run.transcript)")
-        // iroh's words for our key not being the one it dialled (TLS alert 48).
-        #expect(run.lines.contains { $0.hasPrefix("CONNECT_ERROR") && $0.contains("invalid peer certificate") }, "\(run.transcript)")
-        #expect(!run.lines.contains("PONG ok"))
+        try await withTestPeer { server in
+            let run = try await IrohPeer.runClient(peer: SecretKey.generate().id52, port: server.port, ["--mode", "ping"])
+            #expect(run.status != 0, "\(run.transcript)")
+            // iroh's words for our key not being the one it dialled (TLS alert 48).
+            #expect(run.lines.contains { $0.hasPrefix("CONNECT_ERROR") && $0.contains("invalid peer certificate") }, "\(run.transcript)")
+            #expect(!run.lines.contains("PONG ok"))
+        }
     }
 
     @Test func irohDialsASeveralIdentityEndpoint_getsTheIdentityAnsweringWithoutSNI() async throws {
         // iroh 1.0.4 and later send no SNI: a socket answers them as one identity only.
         let keys = [SecretKey.generate(), SecretKey.generate()]
-        let endpoint = try await QUICEndpoint.bind(
-            host: "127.0.0.1", port: 0, identities: keys, answeringWithoutSNI: keys[1].id52, configuration: quicConfiguration())
-        let acceptor = StreamAcceptor(endpoint: endpoint, configuration: AcceptorConfiguration(protocols: [.generic("echo")]), handler: echo)
-        let serving = Task { try await acceptor.run() }
-        defer { serving.cancel(); Task { await endpoint.close() } }
-        let port = endpoint.localAddress.port ?? 0
+        try await withEndpoint(identities: keys, answeringWithoutSNI: keys[1].id52) { endpoint in
+            let acceptor = StreamAcceptor(endpoint: endpoint, configuration: AcceptorConfiguration(protocols: [.generic("echo")]), handler: echo)
+            let serving = Task { try await acceptor.run() }
+            defer { serving.cancel() }
+            let port = endpoint.localAddress.port ?? 0
 
-        let answered = try await IrohPeer.runClient(peer: keys[1].id52, port: port, ["--mode", "ping"])
-        #expect(answered.lines.contains("PONG ok"), "\(answered.transcript)")
-        let refused = try await IrohPeer.runClient(peer: keys[0].id52, port: port, ["--mode", "ping"])
-        #expect(refused.status != 0)
-        #expect(refused.lines.contains { $0.hasPrefix("CONNECT_ERROR") && $0.contains("invalid peer certificate") }, "\(refused.transcript)")
+            let answered = try await IrohPeer.runClient(peer: keys[1].id52, port: port, ["--mode", "ping"])
+            #expect(answered.lines.contains("PONG ok"), "\(answered.transcript)")
+            let refused = try await IrohPeer.runClient(peer: keys[0].id52, port: port, ["--mode", "ping"])
+            #expect(refused.status != 0)
+            #expect(refused.lines.contains { $0.hasPrefix("CONNECT_ERROR") && $0.contains("invalid peer certificate") }, "\(refused.transcript)")
+        }
     }
 
     @Test func irohDialsEachIdentityOfListenWithASocketPerIdentity() async throws {

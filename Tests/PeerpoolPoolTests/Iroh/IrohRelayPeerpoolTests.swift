@@ -28,12 +28,12 @@ extension IrohRelayHarnessTests {
                     #expect(output.stdout.components(separatedBy: "pong from \(iroh.id52)").count == 4, "\(output)")
                 }
                 // The library: a pool with DNS discovery and the relay.
-                let pool = try await relayPool(relay: relay.url)
-                defer { Task { await pool.shutdown() } }
-                _ = try await pool.ping(PeerAddress(iroh.id52))
-                let (received, mismatch) = try await echo(IrohRelayHarnessTests.echoBytes, through: pool, to: PeerAddress(iroh.id52))
-                #expect(received == IrohRelayHarnessTests.echoBytes)
-                #expect(mismatch == nil)
+                try await withRelayPool(relay: relay.url) { pool in
+                    _ = try await pool.ping(PeerAddress(iroh.id52))
+                    let (received, mismatch) = try await echo(IrohRelayHarnessTests.echoBytes, through: pool, to: PeerAddress(iroh.id52))
+                    #expect(received == IrohRelayHarnessTests.echoBytes)
+                    #expect(mismatch == nil)
+                }
             }
             #expect(try await relay.stats().forwardedBytes > 2 * IrohRelayHarnessTests.echoBytes)
         }
@@ -72,45 +72,47 @@ extension IrohRelayHarnessTests {
             let (iroh, dns) = try await IrohRelayHarnessTests.irohServerFoundThroughDNS(relay: relay)
 
             try await LoopbackNamespace.withUDPBlocked(ports: iroh.udpPorts) {
-                let pool = try await relayPool(relay: relay.url)
-                defer { Task { await pool.shutdown() } }
-                let stream = try await pool.getStream(ProtocolHeader(.generic("echo")), to: PeerAddress(iroh.id52))
-                try await stream.write(EchoPattern.buffer(0, 64 * 1024))
-                _ = try await stream.read()
-                // A reader waiting on the stream while the relay vanishes and comes back.
-                let reader = Task { () -> String in
-                    do {
-                        while try await stream.read() != nil {}
-                        return "completed"
-                    } catch {
-                        return "failed: \(error)"
+                try await withRelayPool(relay: relay.url) { pool in
+                    let stream = try await pool.getStream(ProtocolHeader(.generic("echo")), to: PeerAddress(iroh.id52))
+                    try await stream.write(EchoPattern.buffer(0, 64 * 1024))
+                    _ = try await stream.read()
+                    // A reader waiting on the stream while the relay vanishes and comes back.
+                    let reader = Task { () -> String in
+                        do {
+                            while try await stream.read() != nil {}
+                            return "completed"
+                        } catch {
+                            return "failed: \(error)"
+                        }
                     }
+                    relay.kill()
+                    let again = try await PythonTestRelay.start(port: relay.port)
+                    _ = try await again.value(of: "ACCEPTED", within: .seconds(30))
+                    try? await stream.write(EchoPattern.buffer(0, 64 * 1024))
+                    try? await stream.finish()
+                    // Never a hang: the outcome comes within the stream's timeouts.
+                    let outcome = try await withTimeout(.seconds(60)) { await reader.value }
+                    #expect(outcome == "completed" || outcome.contains("relay") || outcome.contains("timed out") || outcome.contains("closed"),
+                            "\(outcome)")
+                    withExtendedLifetime(again) {}
                 }
-                relay.kill()
-                let again = try await PythonTestRelay.start(port: relay.port)
-                _ = try await again.value(of: "ACCEPTED", within: .seconds(30))
-                try? await stream.write(EchoPattern.buffer(0, 64 * 1024))
-                try? await stream.finish()
-                // Never a hang: the outcome comes within the stream's timeouts.
-                let outcome = try await withTimeout(.seconds(60)) { await reader.value }
-                #expect(outcome == "completed" || outcome.contains("relay") || outcome.contains("timed out") || outcome.contains("closed"),
-                        "\(outcome)")
-                withExtendedLifetime(again) {}
             }
             withExtendedLifetime(dns) {}  // it serves the pool's DNS lookups until here
         }
 
-        /// A pool on a fresh dial-only endpoint that finds peers through DNS (127.0.0.1:53 in
-        /// the namespace) and reaches them through the relay at `relay`.
-        private func relayPool(relay: String) async throws -> PeerPool {
+        /// Runs `body` with a pool on a fresh dial-only endpoint that finds peers through DNS
+        /// (127.0.0.1:53 in the namespace) and reaches them through the relay at `relay`; shuts the
+        /// pool down afterwards, awaited, whether `body` returned or threw.
+        private func withRelayPool<T>(relay: String, _ body: (PeerPool) async throws -> T) async throws -> T {
             let configuration = DNSDiscoveryConfiguration(origin: "dns.iroh.link", nameServers: [try SocketAddress(ipAddress: "127.0.0.1", port: 53)])
             let key = SecretKey.generate()
             let endpoint = try await QUICEndpoint.bind(
                 host: "127.0.0.1", port: 0, identities: [key], acceptIncoming: false, configuration: quicConfiguration())
             // The relay is the one iroh's record names (`relay=`): the pool connects to it on demand.
-            return PeerPool(
+            let pool = PeerPool(
                 endpoint: endpoint, resolver: DNSAddressResolver(try IrohDNSResolver(configuration: configuration)),
                 configuration: poolConfiguration(), relays: .iroh(keys: [key], connectTimeout: .seconds(30)))
+            return try await withCleanup { try await body(pool) } cleanup: { await pool.shutdown() }
         }
     }
 }

@@ -4,6 +4,7 @@ import NIOPosix
 import PeerpoolIdentity
 import PeerpoolPool
 import PeerpoolQUIC
+import PeerpoolTestSupport
 
 func quicConfiguration(_ change: (inout QUICConfiguration) -> Void = { _ in }) -> QUICConfiguration {
     var configuration = QUICConfiguration()
@@ -50,6 +51,16 @@ final class TestPeer: Sendable {
     }
 }
 
+/// Runs `body` with a started `TestPeer`, then stops it, awaited, whether `body` returned or threw.
+func withTestPeer<T>(
+    protocols: Set<StreamProtocol> = [.generic("echo")], extraLine: Set<StreamProtocol> = [],
+    configuration: QUICConfiguration = quicConfiguration(), handler: (@Sendable (IncomingStream) async -> Void)? = nil,
+    _ body: (TestPeer) async throws -> T
+) async throws -> T {
+    let peer = try await TestPeer(protocols: protocols, extraLine: extraLine, configuration: configuration, handler: handler)
+    return try await withCleanup { try await body(peer) } cleanup: { await peer.stop() }
+}
+
 @Sendable func echo(_ incoming: IncomingStream) async {
     do {
         while let chunk = try await incoming.stream.read() { try await incoming.stream.write(chunk) }
@@ -65,6 +76,29 @@ func makePool(
     let endpoint = try await QUICEndpoint.bind(
         host: "127.0.0.1", port: 0, identities: [SecretKey.generate()], acceptIncoming: false, configuration: quic)
     return PeerPool(endpoint: endpoint, resolver: resolver, configuration: configuration, metricsFactory: metrics ?? NOOPMetricsHandler.instance)
+}
+
+/// Runs `body` with a pool from `makePool`, then shuts the pool down, awaited, whether `body`
+/// returned or threw.
+func withPool<T>(
+    _ configuration: PoolConfiguration = poolConfiguration(), quic: QUICConfiguration = quicConfiguration(),
+    resolver: any AddressResolver = AddressBook(), metrics: (any MetricsFactory)? = nil,
+    _ body: (PeerPool) async throws -> T
+) async throws -> T {
+    let pool = try await makePool(configuration, quic: quic, resolver: resolver, metrics: metrics)
+    return try await withCleanup { try await body(pool) } cleanup: { await pool.shutdown() }
+}
+
+/// Runs `body` with an endpoint on 127.0.0.1 (a fresh port, a fresh identity unless given),
+/// then closes it, awaited, whether `body` returned or threw.
+func withEndpoint<T>(
+    identities: [SecretKey] = [SecretKey.generate()], acceptIncoming: Bool = true, answeringWithoutSNI: ID52? = nil,
+    _ body: (QUICEndpoint) async throws -> T
+) async throws -> T {
+    let endpoint = try await QUICEndpoint.bind(
+        host: "127.0.0.1", port: 0, identities: identities, answeringWithoutSNI: answeringWithoutSNI,
+        acceptIncoming: acceptIncoming, configuration: quicConfiguration())
+    return try await withCleanup { try await body(endpoint) } cleanup: { await endpoint.close() }
 }
 
 /// A UDP socket that never answers: a silent peer.

@@ -1,6 +1,7 @@
 import NIOCore
 import PeerpoolIdentity
 import PeerpoolQUIC
+import PeerpoolTestSupport
 import Testing
 
 /// A test configuration: short timeouts so failures show within a test's time limit.
@@ -29,6 +30,52 @@ func makeClient(configuration: QUICConfiguration = testConfiguration()) async th
     let endpoint = try await QUICEndpoint.bind(
         host: "127.0.0.1", port: 0, identities: [key], acceptIncoming: false, configuration: configuration)
     return (endpoint, key)
+}
+
+/// Runs `body` with `makeServer`'s endpoint and keys, then closes the endpoint, awaited, whether
+/// `body` returned or threw.
+func withServer<T>(
+    identities: Int = 1, configuration: QUICConfiguration = testConfiguration(),
+    _ body: (QUICEndpoint, [SecretKey]) async throws -> T
+) async throws -> T {
+    let (server, keys) = try await makeServer(identities: identities, configuration: configuration)
+    return try await withCleanup { try await body(server, keys) } cleanup: { await server.close() }
+}
+
+/// Runs `body` with `makeClient`'s endpoint and key, then closes the endpoint, awaited, whether
+/// `body` returned or threw.
+func withClient<T>(
+    configuration: QUICConfiguration = testConfiguration(), _ body: (QUICEndpoint, SecretKey) async throws -> T
+) async throws -> T {
+    let (client, key) = try await makeClient(configuration: configuration)
+    return try await withCleanup { try await body(client, key) } cleanup: { await client.close() }
+}
+
+/// Runs `body` with an endpoint on `host` (a fresh port), then closes the endpoint, awaited,
+/// whether `body` returned or threw.
+func withEndpoint<T>(
+    host: String = "127.0.0.1", identities: [SecretKey], acceptIncoming: Bool = true,
+    configuration: QUICConfiguration = testConfiguration(), _ body: (QUICEndpoint) async throws -> T
+) async throws -> T {
+    let endpoint = try await QUICEndpoint.bind(
+        host: host, port: 0, identities: identities, acceptIncoming: acceptIncoming, configuration: configuration)
+    return try await withCleanup { try await body(endpoint) } cleanup: { await endpoint.close() }
+}
+
+/// Runs `body` with a client's connection to a server that echoes every stream (`echoServer`),
+/// then stops the echo and closes both endpoints, awaited, whether `body` returned or threw.
+func withEchoConnection<T>(
+    server serverConfiguration: QUICConfiguration = testConfiguration(),
+    client clientConfiguration: QUICConfiguration = testConfiguration(),
+    _ body: (QUICConnection) async throws -> T
+) async throws -> T {
+    try await withServer(configuration: serverConfiguration) { server, keys in
+        try await withClient(configuration: clientConfiguration) { client, _ in
+            let echo = echoServer(server)
+            defer { echo.cancel() }
+            return try await body(try await client.connect(to: keys[0].id52, at: server.localAddress))
+        }
+    }
 }
 
 /// A client connected to a server, with both ends of the connection.
