@@ -21,13 +21,16 @@ extension SupervisorCore {
     }
 
     private func handleClientMessage(_ key: ClientKey, header headerFrame: ZMQFrame, body: ZMQFrame?, extraFrames: Bool) {
-        // A client dropped for not reading hears why with its next message; if its queue is
-        // still full, with a later one (the notice is forgotten only once it was queued).
-        if !overrunClients.isEmpty, clients[key] == nil, let index = overrunClients.firstIndex(of: key) {
+        // A client dropped for not reading hears why before anything else: its next message
+        // brings the notice. While even the notice cannot be queued, its messages are dropped
+        // unanswered, as the ones that overran it were; it is not registered again until the
+        // notice went out. (Serving it meanwhile lost the notice for good whenever libzmq freed
+        // room between a failed notice and the reply after it: the client was live again and
+        // never told.)
+        if !overrunClients.isEmpty, let index = overrunClients.firstIndex(of: key) {
             let notice = WireError(.clientOverrun, "this client did not read its replies until \(Self.frontendHighWaterMark) were queued; the supervisor dropped it: every request it had waiting got no answer and every stream it had open was reset. Read replies as they come; this message is new and is served")
-            if trySendToClient(key, WireHeader(.error, id: 0), .bytes(notice.jsonBody)) == .sent {
-                overrunClients.remove(at: index)
-            }
+            guard trySendToClient(key, WireHeader(.error, id: 0), .bytes(notice.jsonBody)) == .sent else { return }
+            overrunClients.remove(at: index)
         }
         let live = registerClient(key, header: headerFrame)
         // A message that outlived its connection is answered (the answer goes nowhere) and its

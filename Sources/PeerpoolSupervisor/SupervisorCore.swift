@@ -214,8 +214,7 @@ final class SupervisorCore {
             // this late message of its.
             return dropClient(key)
         }
-        // Counted once per overrun: a flooding client is re-registered and dropped again with
-        // each message it sends while its queue stays full.
+        // Counted once per overrun (an overrun client is not served again until it was told).
         guard !overrunClients.contains(key) else { return dropClient(key) }
         overrunCount += 1
         let held = routing.holdings(of: key)

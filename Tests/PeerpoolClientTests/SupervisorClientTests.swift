@@ -15,7 +15,7 @@ import Testing
 /// "Nothing more was sent" is proven with a barrier, not a sleep: the client's calls run in
 /// order on its one reactor thread and its DEALER delivers in order, so when the next message
 /// the ROUTER sees is the STATUS of a `status()` issued afterwards, nothing came before it.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct SupervisorClientTests {
     static let peer = SecretKey.generate().id52
 

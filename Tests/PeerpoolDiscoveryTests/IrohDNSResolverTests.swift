@@ -6,7 +6,7 @@ import Testing
 
 @testable import PeerpoolDiscovery
 
-@Suite(.timeLimit(.minutes(1))) struct IrohDNSResolverTests {
+@Suite(.timeLimit(.minutes(3))) struct IrohDNSResolverTests {
     static let origin = "dns.test.invalid"
 
     static func name(_ peer: ID52) -> String { IrohEndpointRecord.name(of: peer, origin: origin) }

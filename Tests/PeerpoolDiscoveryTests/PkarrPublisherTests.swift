@@ -8,7 +8,7 @@ import Testing
 
 /// Against `Interop/pkarr_relay.py`, a pkarr relay on loopback that verifies every packet with
 /// Python's cryptography before storing it and reports each PUT it accepted.
-@Suite(.timeLimit(.minutes(1))) struct PkarrPublisherTests {
+@Suite(.timeLimit(.minutes(3))) struct PkarrPublisherTests {
     static let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
 
     static func relay(_ server: PythonTestServer) throws -> PkarrRelayClient {

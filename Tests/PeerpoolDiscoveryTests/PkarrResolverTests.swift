@@ -8,7 +8,7 @@ import Testing
 
 /// `PkarrResolver` against `Interop/pkarr_relay.py`: a record is found by GET and verified, a
 /// missing one is an empty answer, a forged one is refused, and answers live for their TTL.
-@Suite(.timeLimit(.minutes(1))) struct PkarrResolverTests {
+@Suite(.timeLimit(.minutes(3))) struct PkarrResolverTests {
     static func publish(_ key: SecretKey, _ record: IrohEndpointRecord, ttl: UInt32 = 30, to server: PythonTestServer) async throws {
         let packet = try PkarrSignedPacket(signing: record, as: key, timestamp: 1_000_000, ttl: ttl)
         try await PkarrPublisherTests.relay(server).put(packet)

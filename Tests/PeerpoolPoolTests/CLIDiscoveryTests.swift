@@ -6,7 +6,7 @@ import Testing
 
 /// `peerpool ping ID52 --dns-origin …`: a peer named by its ID52 alone, found through a DNS
 /// server on loopback, as a user runs it.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct CLIDiscoveryTests {
     static let origin = "dns.test.invalid"
 

@@ -4,7 +4,7 @@ import Testing
 
 /// `peerpool listen`, `ping` and `stream` as a user runs them: real processes on loopback.
 struct CLITests {
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func listen_printsItsID52_andPingGetsPongs() async throws {
         let listener = try await CLIProcess.Listener()
         #expect(listener.identities.count == 1)
@@ -22,7 +22,7 @@ struct CLITests {
         #expect(stopped.status == 0 && !stopped.timedOut, "listen should exit 0 at the end of its standard input")
     }
 
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func listen_onSIGTERM_closesAndExitsZero() async throws {
         let listener = try await CLIProcess.Listener()
         let pinged = try await CLIProcess.run(["ping", listener.address()])
@@ -34,7 +34,7 @@ struct CLITests {
         #expect(stopped.status == 0 && !stopped.timedOut, "listen should exit 0 on SIGTERM, got \(stopped)")
     }
 
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func stream_echo_copiesStandardInputBack() async throws {
         let listener = try await CLIProcess.Listener()
 
@@ -45,7 +45,7 @@ struct CLITests {
         #expect(result.stdout == "hello\n", "\(result)")
     }
 
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func stream_sourceAndSink_moveTheAskedBytes() async throws {
         let listener = try await CLIProcess.Listener()
         let payload = String(repeating: "0123456789", count: 30_000)
@@ -62,7 +62,7 @@ struct CLITests {
         #expect(sunk.stdout == "300000\n", "\(sunk)")
     }
 
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func stream_unservedProtocol_failsSayingRefused() async throws {
         let listener = try await CLIProcess.Listener()
 
@@ -75,7 +75,7 @@ struct CLITests {
         #expect(result.stdout.isEmpty, "\(result)")
     }
 
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func stream_badProtocolJSON_failsInOneLine() async throws {
         // Fails before connecting, so the address need not answer.
         let peer = SecretKey.generate().id52
@@ -86,7 +86,7 @@ struct CLITests {
         #expect(result.stderr.split(separator: "\n").count == 1, "\(result)")
     }
 
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func ping_malformedID52_failsNamingIt() async throws {
         let result = try await CLIProcess.run(["ping", "not-an-id52@127.0.0.1:9"])
 
@@ -95,7 +95,7 @@ struct CLITests {
         #expect(result.stderr.contains("not-an-id52"), "\(result)")
     }
 
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func ping_wrongID52_failsNamingExpectedAndOfferedKeys() async throws {
         let listener = try await CLIProcess.Listener()
         let wrong = SecretKey.generate().id52
@@ -110,7 +110,7 @@ struct CLITests {
         #expect(result.stderr.contains("offered the key of \(listener.identities[0])"), "\(result)")
     }
 
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func ping_silentAddress_failsAtItsTimeout() async throws {
         // A stopped listener's port: nothing answers there, so only the timeout ends the wait.
         let listener = try await CLIProcess.Listener()
@@ -126,7 +126,7 @@ struct CLITests {
         #expect(clock.now - start < .seconds(10), "--timeout 1 should end the wait in about a second")
     }
 
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func listen_threeIdentities_eachAnswersPingAtTheOneAddress() async throws {
         let listener = try await CLIProcess.Listener(["--identities", "3"])
         try #require(listener.identities.count == 3)
@@ -143,7 +143,7 @@ struct CLITests {
         }
     }
 
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func listen_withKeyFile_servesThatIdentity() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("peerpool-cli-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])

@@ -6,7 +6,7 @@ import Testing
 
 /// A peer known by several addresses is dialled on all of them at once: the first handshake
 /// wins, a dead address ahead of a live one costs nothing, and losers never leak a connection.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct DialRaceTests {
     /// The silent address comes first and the connect timeout is longer than the test's time
     /// limit: dialled one after the other, the live address would never be reached in time.

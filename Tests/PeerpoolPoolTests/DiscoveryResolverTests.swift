@@ -7,7 +7,7 @@ import Testing
 
 /// Reaching a peer by its ID52 alone: the pool asks an address book, then iroh's DNS discovery
 /// (a dnslib server on loopback standing in for dns.iroh.link).
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct DiscoveryResolverTests {
     static let origin = "dns.test.invalid"
 

@@ -4,7 +4,7 @@ import PeerpoolPool
 import PeerpoolQUIC
 import Testing
 
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct PoolPeerKillTests {
     @Test func peerKilledWithRequestsInFlight_everyWaiterFailsClearly_noneHangs() async throws {
         let listener = try await ListenProcess()
@@ -12,7 +12,7 @@ struct PoolPeerKillTests {
         // (the whole suite runs in parallel) never starves a live one into an idle timeout.
         let idle = Duration.seconds(5)
         try await withPool(
-            poolConfiguration { $0.ackTimeout = .seconds(5); $0.connectTimeout = .seconds(5) },
+            poolConfiguration { $0.ackTimeout = .seconds(5); $0.connectTimeout = .seconds(15) },
             quic: quicConfiguration { $0.idleTimeout = idle }
         ) { pool in
             let peer = listener.peer()

@@ -7,7 +7,7 @@ import Testing
 
 /// A request with an address the pool's socket cannot send to fails alone, naming the address;
 /// the pool and its other peers carry on.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct PoolAddressTests {
     @Test(arguments: ["[::1]:4433", "[::ffff:255.255.255.255]:1", "255.255.255.255:1", "224.0.0.251:5353"])
     func unsendableAddress_failsThatRequest_withAddressUnreachable(_ hostPort: String) async throws {

@@ -7,7 +7,7 @@ import Testing
 
 /// A pool over one socket per identity: each pair dials from the socket holding its local
 /// identity, so the peer sees each identity at that identity's own address.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct SocketPerIdentityPoolTests {
     @Test func eachIdentityDialsFromItsOwnSocket() async throws {
         let keys = [SecretKey.generate(), SecretKey.generate()]

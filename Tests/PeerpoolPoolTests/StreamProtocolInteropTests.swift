@@ -5,7 +5,7 @@ import PeerpoolQUIC
 import Testing
 
 /// fastn's stream protocol against an independent implementation (aioquic, Python), both ways.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct StreamProtocolInteropTests {
     @Test func ourPool_againstAioquicAcceptor_echoesPingsAndIsRefused() async throws {
         let identity = SecretKey.generate()

@@ -11,7 +11,7 @@ import Musl
 
 /// Real child processes (/bin/sh, cat, head, sleep). Every wait polls the pidfd with a deadline;
 /// nothing sleeps and hopes.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct SpawnedProcessTests {
     /// Upper bound for anything a child is expected to do.
     static let deadline: Duration = .seconds(10)

@@ -6,7 +6,7 @@ import Testing
 
 /// One bad address must fail one connect, never the socket that every other connection uses
 /// (SwiftNIO closes a datagram channel on most send errors).
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct AddressTests {
     /// Addresses an IPv4 socket cannot send to, each refused before a packet leaves.
     static let unsendableFromIPv4 = [

@@ -9,11 +9,11 @@ import Testing
 /// The Python side (`Interop/aioquic_peer.py`, run from `.venv-test/`, which
 /// `deploy/setup.sh --test` creates) gets an identity made here, so each test knows the ID52 it
 /// must see and checks that the key each side proved is the one its ID52 names.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct AioquicInteropTests {
     static let line = "hello from aioquic\n"
 
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func aioquicClient_connectsToOurEndpoint_andEchoes() async throws {
         let serverKey = SecretKey.generate()
         let clientKey = SecretKey.generate()
@@ -61,7 +61,7 @@ struct AioquicInteropTests {
         }
     }
 
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func ourClient_connectsToAioquicServer_andEchoes() async throws {
         let serverKey = SecretKey.generate()
         let clientKey = SecretKey.generate()
@@ -89,7 +89,7 @@ struct AioquicInteropTests {
         }
     }
 
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func ourClient_refusesAioquicServer_withWrongKey() async throws {
         let serverKey = SecretKey.generate()
         let expected = SecretKey.generate().id52
@@ -109,7 +109,7 @@ struct AioquicInteropTests {
 }
 
 extension AioquicInteropTests {
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func ourClient_withoutX509Fallback_isRefusedByAioquic() async throws {
         let serverKey = SecretKey.generate()
         let (python, port) = try await PythonPeer.server(identity: serverKey)

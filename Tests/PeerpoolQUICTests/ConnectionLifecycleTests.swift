@@ -4,7 +4,7 @@ import PeerpoolQUIC
 import PeerpoolTestSupport
 import Testing
 
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct ConnectionLifecycleTests {
     @Test func idleConnection_closesAfterIdleTimeout_onBothSides() async throws {
         let idle = testConfiguration { $0.idleTimeout = .milliseconds(800) }

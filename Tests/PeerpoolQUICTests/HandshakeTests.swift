@@ -4,7 +4,7 @@ import PeerpoolIdentity
 import PeerpoolQUIC
 import Testing
 
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct HandshakeTests {
     @Test func connect_bothWays_eachSideSeesTheOthersID52() async throws {
         let a = SecretKey.generate()

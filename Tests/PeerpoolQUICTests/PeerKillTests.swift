@@ -3,7 +3,7 @@ import PeerpoolQUIC
 import PeerpoolTestSupport
 import Testing
 
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct PeerKillTests {
     @Test func peerKilledMidTransfer_failsReadsAndWrites_withinIdleTimeout() async throws {
         let peer = try await PeerProcess()

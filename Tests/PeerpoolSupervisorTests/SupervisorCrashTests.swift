@@ -14,7 +14,7 @@ import Glibc
 /// Workers that die, hang or cannot start, in an embedded supervisor with real worker processes:
 /// what the requests and streams they held get, that the other shards never notice, and that
 /// the shard serves again.
-@Suite(.serialized, .timeLimit(.minutes(2)))
+@Suite(.serialized, .timeLimit(.minutes(4)))
 struct SupervisorCrashTests {
     static let echo = ProtocolHeader(.generic("echo"))
 
@@ -32,7 +32,12 @@ struct SupervisorCrashTests {
 
         // 250 streams over 4 peers from one client: above the default fair share per peer
         // (max_streams_per_client_per_peer, 50), which this test is not about.
-        try await EmbeddedSupervisor.with(workers: workers, { $0.maxStreamsPerClientPerPeer = 1_000 }) { embedded in
+        // Connect and request timeouts far above the time 250 opens take to reach the worker
+        // while the rest of the suite loads both cores: none may end before the kill.
+        try await EmbeddedSupervisor.with(workers: workers, {
+            $0.maxStreamsPerClientPerPeer = 1_000
+            $0.pool.connectTimeout = .seconds(200)
+        }) { embedded in
             let supervisor = embedded.supervisor
             let client = embedded.client
             let pids = try await embedded.runningPIDs()
@@ -66,10 +71,10 @@ struct SupervisorCrashTests {
                     }
                 }
             }
-            // The victim's shard: 250 requests to peers that never answer (connect timeout 30 s,
-            // request timeout 60 s), so all are in flight in its worker when it dies.
+            // The victim's shard: 250 requests to peers that never answer (connect timeout 200 s,
+            // request timeout 220 s), so all are in flight in its worker when it dies.
             let victimTasks = silentIDs.map { id in
-                Task { await outcome { _ = try await client.getStream(ProtocolHeader(.ping), to: silent.peer(id), timeout: .seconds(60)) } }
+                Task { await outcome { _ = try await client.getStream(ProtocolHeader(.ping), to: silent.peer(id), timeout: .seconds(220)) } }
             }
 
             try await SupervisorFixture.waitUntil("\(waitersPerShard) echo streams open on shard \(survivor) (\(echoing.value) so far)") {

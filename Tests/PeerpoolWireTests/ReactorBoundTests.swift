@@ -3,7 +3,7 @@ import Testing
 @testable import PeerpoolWire
 
 /// The checked box: usable on its reactor's thread, refused (the process traps) anywhere else.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct ReactorBoundTests {
     @Test func run_mutatesOnTheReactorThread_andReturnsTheResult() async throws {
         let reactor = try ZMQReactor(name: "test-bound")

@@ -5,7 +5,7 @@ import Testing
 @testable import PeerpoolWire
 
 /// The reactor with real libzmq sockets over ipc:// in a private directory.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct ZMQReactorTests {
     static func privateEndpoint(_ name: String) throws -> (endpoint: String, directory: String) {
         var template = Array("/tmp/ppw-XXXXXX".utf8CString)

@@ -16,7 +16,7 @@ import Testing
 /// A `Worker` run in this process against a ROUTER the test binds on an ipc:// path (real
 /// ZeroMQ) playing the supervisor, and a real QUIC peer in this process serving echo. Every wait
 /// has a deadline; the only fixed waits check that something does *not* happen.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct WorkerTests {
     /// Upper bound for anything the worker is expected to do.
     static let deadline: Duration = .seconds(10)

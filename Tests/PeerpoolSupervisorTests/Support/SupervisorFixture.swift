@@ -24,7 +24,7 @@ import Glibc
 enum SupervisorFixture {
     /// The longest anything that should happen may take (a worker to start, a request to be
     /// answered, a process to exit).
-    static let deadline: Duration = .seconds(30)
+    static let deadline: Duration = .seconds(90)
     /// How often a bounded polling loop looks again.
     static let pollInterval: Duration = .milliseconds(20)
     /// Set `PEERPOOL_TEST_LOG=1` to see the supervisor's and workers' logs on standard error.
