@@ -24,9 +24,9 @@ struct AioquicInteropTests {
 
             // The connection, or nil as soon as the client gave up (it exits at once on failure).
             let accepted = await withTaskGroup(of: QUICConnection?.self) { group in
-                group.addTask { await nextIncoming(endpoint, timeout: .seconds(15)) }
+                group.addTask { await nextIncoming(endpoint, timeout: .seconds(60)) }
                 group.addTask {
-                    _ = try? await python.exit(within: .seconds(15))
+                    _ = try? await python.exit(within: .seconds(60))
                     return nil
                 }
                 let first = await group.next() ?? nil
@@ -41,7 +41,7 @@ struct AioquicInteropTests {
             #expect(await connection.peerCertificateType == .x509, "aioquic negotiates no certificate type: the X.509 fallback")
             #expect(connection.localID52 == serverKey.id52)
 
-            let echoed = try await withDeadline(.seconds(15)) {
+            let echoed = try await withDeadline(.seconds(60)) {
                 let stream = try await connection.acceptStream()
                 var total = 0
                 while let chunk = try await stream.read() {
@@ -74,7 +74,7 @@ struct AioquicInteropTests {
             #expect(connection.localID52 == clientKey.id52)
 
             let sent = "hello from peerpool \(clientKey.id52)\n"
-            let received = try await withDeadline(.seconds(15)) {
+            let received = try await withDeadline(.seconds(60)) {
                 let stream = try await connection.openStream()
                 try await stream.write(Array(sent.utf8))
                 try await stream.finish()

@@ -119,7 +119,7 @@ struct HandshakeTests {
                 _ = try await client.connect(to: SecretKey.generate().id52, at: silent.localAddress!)
             }
             #expect(error?.code == .handshakeTimeout)
-            #expect(clock.now - start < .seconds(5))
+            #expect(clock.now - start < .seconds(30), "fails near the 1 s handshake timeout, never hangs")
         }
     }
 

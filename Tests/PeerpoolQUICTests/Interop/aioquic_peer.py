@@ -138,7 +138,7 @@ def main() -> None:
     client = modes.add_parser("client")
     add_common_arguments(server, client)
     client.add_argument("--message", default="hello from aioquic\n")
-    client.add_argument("--timeout", type=float, default=10.0, help="give up after this many seconds")
+    client.add_argument("--timeout", type=float, default=60.0, help="give up after this many seconds")
     args = parser.parse_args()
 
     run(

@@ -517,7 +517,9 @@ final class EmbeddedSupervisor: Sendable {
         configuration.runtimeDirectory = directory.path
         configuration.workerCommand = SupervisorFixture.workerCommand
         configuration.heartbeatInterval = .milliseconds(100)
-        configuration.hangTimeout = .seconds(5)
+        // Far above a heartbeat's worst delay while the whole suite loads both cores: only the
+        // hang tests (which set their own) should ever see a worker declared hung.
+        configuration.hangTimeout = .seconds(20)
         configuration.shutdownGracePeriod = .seconds(1)
         configuration.defaultRequestTimeout = .seconds(30)
         configuration.pool.connectTimeout = .seconds(30)
