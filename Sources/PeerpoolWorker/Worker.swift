@@ -80,6 +80,10 @@ public final class Worker: Service, Sendable {
         // connections with no requests and no streams after its own idle periods.
         var quic = QUICConfiguration()
         quic.keepAliveInterval = quic.idleTimeout / 3
+        // `pool.connect_timeout` is the bound the configuration documents; QUIC's own 10 s
+        // handshake limit would otherwise cut every longer one short (a slow peer failed with
+        // handshake_timeout at 10 s under a 30 s connect timeout).
+        quic.handshakeTimeout = max(quic.handshakeTimeout, .milliseconds(settings.connectTimeoutMilliseconds))
         let endpoint: QUICEndpoint
         do {
             // Dual-stack: one socket reaches IPv6 and IPv4 peers (docs/wire-protocol.md, `address`).

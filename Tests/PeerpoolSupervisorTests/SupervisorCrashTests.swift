@@ -86,9 +86,19 @@ struct SupervisorCrashTests {
                 Issue.record("streams on shard \(survivor) failed before the kill: \(tally(outcomes))")
                 return
             }
-            try await SupervisorFixture.waitUntil("shard \(victim)'s worker to hold \(waitersPerShard) requests") {
-                let status = try await supervisor.status()
-                return status.workers[victim].requests == waitersPerShard && status.requests >= waitersPerShard
+            var seen = "no STATUS yet"
+            do {
+                try await SupervisorFixture.waitUntil("shard \(victim)'s worker to hold \(waitersPerShard) requests (last seen: \(seen))") {
+                    let status = try await supervisor.status()
+                    seen = "\(status.workers[victim]); supervisor requests \(status.requests), streams \(status.streams)"
+                    return status.workers[victim].requests == waitersPerShard && status.requests >= waitersPerShard
+                }
+            } catch {
+                // Say how the victim's requests ended, if they did.
+                var ended: [String] = []
+                for task in victimTasks.prefix(3) { ended.append("\(await task.value)") }
+                Issue.record("\(error); the first victim requests ended: \(ended)")
+                throw error
             }
             try await SupervisorFixture.waitUntil("shard \(survivor)'s worker to report \(waitersPerShard) streams") {
                 try await supervisor.status().workers[survivor].streams == waitersPerShard
