@@ -27,8 +27,8 @@ struct PeerKillTests {
                 while true { try await upload.write(block) }
             }
             // Wait for data to flow (an event, bounded), then kill.
-            let flowing = try await withDeadline(.seconds(30)) {
-                while await received.value < 4 * 1024 * 1024 { try await Task.sleep(for: .milliseconds(10)) }
+            let flowing = try await withDeadline(.seconds(100)) {
+                while await received.value < 1024 * 1024 { try await Task.sleep(for: .milliseconds(10)) }
                 return true
             }
             #expect(flowing == true)
@@ -36,14 +36,15 @@ struct PeerKillTests {
             peer.kill()
             let killedAt = clock.now
 
-            // Neither side may hang: both must fail, and within the idle timeout (plus slack).
-            #expect(await completes(reader, within: idle + .seconds(5)))
-            #expect(await completes(writer, within: .seconds(5)))
+            // Neither side may hang: both must fail, and near the idle timeout (the slack is for
+            // a loaded machine, not a speed goal).
+            #expect(await completes(reader, within: idle + .seconds(20)))
+            #expect(await completes(writer, within: .seconds(20)))
             let readError = await #expect(throws: QUICError.self) { try await reader.value }
             let writeError = await #expect(throws: QUICError.self) { try await writer.value }
             #expect(readError?.code == .connectionClosed)
             #expect(writeError?.code == .connectionClosed)
-            #expect(clock.now - killedAt < idle + .seconds(5))
+            #expect(clock.now - killedAt < idle + .seconds(20))
             #expect(await connection.closed() == .idleTimeout)
         }
     }
