@@ -97,33 +97,33 @@ struct AcceptorTests {
     @Test func poolShutdown_letsInFlightWorkFinish_withinTheGracePeriod() async throws {
         // A peer that acknowledges only when the test says so.
         let (release, releaser) = AsyncStream<Void>.makeStream()
-        let rawPeer = try await RawPeer { stream in
+        try await withRawPeer(handle: { stream in
             _ = try? await stream.read()
             for await _ in release { break }
             try? await stream.write(Array("ack\n".utf8))
             try? await stream.finish()
             _ = try? await stream.readToEnd(limit: 64)
-        }
-        defer { rawPeer.stop() }
-        let pool = try await makePool()
-        let peer = rawPeer.address
-        // The request, and then the work on its stream, are in flight when shutdown starts.
-        let request = Task {
-            let stream = try await pool.getStream(ProtocolHeader(.generic("echo")), to: peer)
-            try await stream.finish()
-        }
-        for _ in 0..<100_000 where await pool.requestsInFlight == 0 { await Task.yield() }
-        #expect(await pool.requestsInFlight == 1)
+        }) { rawPeer in
+            let pool = try await makePool()
+            let peer = rawPeer.address
+            // The request, and then the work on its stream, are in flight when shutdown starts.
+            let request = Task {
+                let stream = try await pool.getStream(ProtocolHeader(.generic("echo")), to: peer)
+                try await stream.finish()
+            }
+            for _ in 0..<100_000 where await pool.requestsInFlight == 0 { await Task.yield() }
+            #expect(await pool.requestsInFlight == 1)
 
-        let shutdown = Task { await pool.shutdown(gracePeriod: .seconds(20)) }
-        // Shutdown waits for that work...
-        #expect(await completes(Task { await shutdown.value }, within: .milliseconds(300)) == false)
-        releaser.yield()
-        // ...which completes, and then shutdown ends long before its grace period.
-        try await request.value
-        #expect(await completes(Task { await shutdown.value }, within: .seconds(10)))
-        let error = await #expect(throws: PoolError.self) { _ = try await pool.getStream(ProtocolHeader(.generic("echo")), to: peer) }
-        #expect(error?.code == .shutDown)
+            let shutdown = Task { await pool.shutdown(gracePeriod: .seconds(20)) }
+            // Shutdown waits for that work...
+            #expect(await completes(Task { await shutdown.value }, within: .milliseconds(300)) == false)
+            releaser.yield()
+            // ...which completes, and then shutdown ends long before its grace period.
+            try await request.value
+            #expect(await completes(Task { await shutdown.value }, within: .seconds(10)))
+            let error = await #expect(throws: PoolError.self) { _ = try await pool.getStream(ProtocolHeader(.generic("echo")), to: peer) }
+            #expect(error?.code == .shutDown)
+        }
     }
 
     @Test func acceptorGracefulShutdown_letsRunningHandlersFinish_thenClosesTheEndpoint() async throws {

@@ -2,6 +2,7 @@ import NIOCore
 import PeerpoolIdentity
 import PeerpoolPool
 import PeerpoolQUIC
+import PeerpoolTestSupport
 import Testing
 
 @Suite(.timeLimit(.minutes(3)))
@@ -52,7 +53,7 @@ struct PoolPeerKillTests {
             listener.kill()
             let clock = ContinuousClock()
             let killedAt = clock.now
-            let outcomes = try await withTimeout(idle + .seconds(15)) { await results.value }
+            let outcomes = try await within(idle + .seconds(15), "the 300 requests to fail") { await results.value }
             #expect(clock.now - killedAt < idle + .seconds(10))
             #expect(outcomes.count == 300)
             // Every request failed, each with an error that names what happened.

@@ -101,29 +101,29 @@ struct PeerPoolTests {
 
     @Test func peerThatClosesMidHeader_failsTheWaiterPromptly() async throws {
         // A raw QUIC peer that reads part of the header and ends the stream without an ack.
-        let peer = try await RawPeer { stream in
+        try await withRawPeer(handle: { stream in
             _ = try? await stream.read()
             try? await stream.write(Array("ac".utf8))
             try? await stream.finish()
-        }
-        defer { peer.stop() }
-        try await withPool { pool in
-            let error = await #expect(throws: StreamProtocolError.self) {
-                _ = try await pool.getStream(ProtocolHeader(.generic("echo")), to: peer.address)
+        }) { peer in
+            try await withPool { pool in
+                let error = await #expect(throws: StreamProtocolError.self) {
+                    _ = try await pool.getStream(ProtocolHeader(.generic("echo")), to: peer.address)
+                }
+                #expect(error?.code == .notAcknowledged)
+                #expect(error?.message.contains("\"ac\"") == true)
             }
-            #expect(error?.code == .notAcknowledged)
-            #expect(error?.message.contains("\"ac\"") == true)
         }
     }
 
     @Test func peerThatNeverAcks_failsWithAckTimeout() async throws {
-        let peer = try await RawPeer { _ in }
-        defer { peer.stop() }
-        try await withPool(poolConfiguration { $0.ackTimeout = .milliseconds(400) }) { pool in
-            let error = await #expect(throws: PoolError.self) {
-                _ = try await pool.getStream(ProtocolHeader(.generic("echo")), to: peer.address)
+        try await withRawPeer(handle: { _ in }) { peer in
+            try await withPool(poolConfiguration { $0.ackTimeout = .milliseconds(400) }) { pool in
+                let error = await #expect(throws: PoolError.self) {
+                    _ = try await pool.getStream(ProtocolHeader(.generic("echo")), to: peer.address)
+                }
+                #expect(error?.code == .ackTimeout)
             }
-            #expect(error?.code == .ackTimeout)
         }
     }
 

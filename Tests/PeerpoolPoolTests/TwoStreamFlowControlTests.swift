@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import PeerpoolPool
 import PeerpoolQUIC
+import PeerpoolTestSupport
 import Synchronization
 import Testing
 
@@ -65,8 +66,8 @@ struct TwoStreamFlowControlTests {
             }
             let chunk: ByteBuffer?
             do {
-                chunk = try await withTimeout(stall) { try await stream.read() }
-            } catch let error as PoolError where error.code == .ackTimeout {
+                chunk = try await within(stall, "a read") { try await stream.read() }
+            } catch is TimedOut {
                 throw PoolError(.ackTimeout, "\(what): stalled after \(total) bytes, nothing for \(stall)")
             }
             guard let chunk else { break }

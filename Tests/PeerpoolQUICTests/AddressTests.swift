@@ -79,44 +79,44 @@ struct AddressTests {
     }
 
     @Test func socketClosedUnderTheEndpoint_failsItsConnections_andReportsTheCause() async throws {
-        let pair = try await ConnectedPair.make()
-        defer { pair.close() }
-        let reported = AsyncStream<String>.makeStream()
-        pair.client.whenClosedOnItsOwn { cause in
-            reported.continuation.yield(cause)
-            reported.continuation.finish()
-        }
-        // What SwiftNIO does after an unrecoverable send error: the channel closes.
-        try await pair.client.core.channel.close()
+        try await ConnectedPair.with { pair in
+            let reported = AsyncStream<String>.makeStream()
+            pair.client.whenClosedOnItsOwn { cause in
+                reported.continuation.yield(cause)
+                reported.continuation.finish()
+            }
+            // What SwiftNIO does after an unrecoverable send error: the channel closes.
+            try await pair.client.core.channel.close()
 
-        var causes = reported.stream.makeAsyncIterator()
-        let cause = try #require(await causes.next())
-        #expect(cause.contains("UDP socket"), "\(cause)")
-        let reason = await pair.connection.closed()
-        #expect("\(reason)".contains("UDP socket"), "\(reason)")
-        let error = await #expect(throws: QUICError.self) {
-            _ = try await pair.client.connect(to: pair.serverSide.localID52, at: pair.server.localAddress)
+            var causes = reported.stream.makeAsyncIterator()
+            let cause = try #require(await causes.next())
+            #expect(cause.contains("UDP socket"), "\(cause)")
+            let reason = await pair.connection.closed()
+            #expect("\(reason)".contains("UDP socket"), "\(reason)")
+            let error = await #expect(throws: QUICError.self) {
+                _ = try await pair.client.connect(to: pair.serverSide.localID52, at: pair.server.localAddress)
+            }
+            #expect(error?.code == .endpointClosed)
+            #expect(error?.message.contains("UDP socket") == true)
         }
-        #expect(error?.code == .endpointClosed)
-        #expect(error?.message.contains("UDP socket") == true)
     }
 
     @Test func errorCodesBeyond62Bits_neverReachNgtcp2() async throws {
-        let pair = try await ConnectedPair.make()
-        defer { pair.close() }
-        let stream = try await pair.connection.openStream()
-        try await stream.write(Array("x".utf8))
-        let peerStream = try await pair.serverSide.acceptStream()
-        // ngtcp2 asserts on codes of 2^62 and more: the process would abort here.
-        await stream.reset(code: 1 << 62)
-        await stream.stopSending(code: .max)
-        let error = await #expect(throws: QUICError.self) {
-            while try await peerStream.read() != nil {}
-        }
-        #expect(error?.message.contains("code \(QUICErrorCodeRange.max)") == true, "\(String(describing: error))")
+        try await ConnectedPair.with { pair in
+            let stream = try await pair.connection.openStream()
+            try await stream.write(Array("x".utf8))
+            let peerStream = try await pair.serverSide.acceptStream()
+            // ngtcp2 asserts on codes of 2^62 and more: the process would abort here.
+            await stream.reset(code: 1 << 62)
+            await stream.stopSending(code: .max)
+            let error = await #expect(throws: QUICError.self) {
+                while try await peerStream.read() != nil {}
+            }
+            #expect(error?.message.contains("code \(QUICErrorCodeRange.max)") == true, "\(String(describing: error))")
 
-        await pair.connection.close(code: .max, reason: "too big")
-        #expect(await pair.serverSide.closed() == .peerClosed(applicationCode: QUICErrorCodeRange.max, reason: "too big"))
+            await pair.connection.close(code: .max, reason: "too big")
+            #expect(await pair.serverSide.closed() == .peerClosed(applicationCode: QUICErrorCodeRange.max, reason: "too big"))
+        }
     }
 
     static func parse(_ text: String) -> SocketAddress? {

@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import PeerpoolIdentity
 import PeerpoolQUIC
+import PeerpoolTestSupport
 import Testing
 
 /// Interoperability with aioquic, an independent QUIC and TLS 1.3 stack, in both directions.

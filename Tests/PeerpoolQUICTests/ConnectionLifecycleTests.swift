@@ -10,17 +10,17 @@ struct ConnectionLifecycleTests {
         let idle = testConfiguration { $0.idleTimeout = .milliseconds(800) }
         let clock = ContinuousClock()
         let start = clock.now
-        let pair = try await ConnectedPair.make(server: idle, client: idle)
-        defer { pair.close() }
-        let connection = pair.connection
-        let serverSide = pair.serverSide
+        try await ConnectedPair.with(server: idle, client: idle) { pair throws in
+            let connection = pair.connection
+            let serverSide = pair.serverSide
 
-        #expect(await connection.closed() == .idleTimeout)
-        #expect(await serverSide.closed() == .idleTimeout)
-        // Never before the idle timeout (measured from before the connection existed).
-        #expect(clock.now - start >= .milliseconds(800))
-        await #expect(throws: QUICError.self) { _ = try await connection.openStream() }
-        #expect(await pair.client.connectionCount == 0)
+            #expect(await connection.closed() == .idleTimeout)
+            #expect(await serverSide.closed() == .idleTimeout)
+            // Never before the idle timeout (measured from before the connection existed).
+            #expect(clock.now - start >= .milliseconds(800))
+            await #expect(throws: QUICError.self) { _ = try await connection.openStream() }
+            #expect(await pair.client.connectionCount == 0)
+        }
     }
 
     @Test func keepAlive_keepsAQuietConnectionOpen() async throws {

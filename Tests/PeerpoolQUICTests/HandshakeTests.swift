@@ -138,14 +138,14 @@ struct HandshakeTests {
     }
 
     @Test func close_withApplicationCode_isReportedToThePeer() async throws {
-        let pair = try await ConnectedPair.make()
-        defer { pair.close() }
-        let connection = pair.connection
-        let serverSide = pair.serverSide
-        await connection.close(code: 42, reason: "done")
-        #expect(await connection.closed() == .locallyClosed(applicationCode: 42))
-        let seen = await serverSide.closed()
-        #expect(seen == .peerClosed(applicationCode: 42, reason: "done"), "\(seen)")
-        await #expect(throws: QUICError.self) { _ = try await serverSide.openStream() }
+        try await ConnectedPair.with { pair throws in
+            let connection = pair.connection
+            let serverSide = pair.serverSide
+            await connection.close(code: 42, reason: "done")
+            #expect(await connection.closed() == .locallyClosed(applicationCode: 42))
+            let seen = await serverSide.closed()
+            #expect(seen == .peerClosed(applicationCode: 42, reason: "done"), "\(seen)")
+            await #expect(throws: QUICError.self) { _ = try await serverSide.openStream() }
+        }
     }
 }

@@ -40,11 +40,16 @@ struct RelayPathTests {
             return (connection, serverSide)
         }
 
-        func close() {
-            Task {
-                await a.close()
-                await b.close()
-            }
+        /// Runs `body` with a fresh pair, then closes both endpoints, awaited, whether `body`
+        /// returned or threw.
+        static func with<T>(bLogger: Logger? = nil, _ body: (RelayedPair) async throws -> T) async throws -> T {
+            let pair = try await RelayedPair(bLogger: bLogger)
+            return try await withCleanup { try await body(pair) } cleanup: { await pair.close() }
+        }
+
+        func close() async {
+            await a.close()
+            await b.close()
         }
     }
 
@@ -57,131 +62,129 @@ struct RelayPathTests {
     }
 
     @Test func connectViaRelay_authenticatesBothKeys_echoes8MiB_streamsBothWays_inGSOBatches() async throws {
-        let pair = try await RelayedPair()
-        defer { pair.close() }
-        let (connection, serverSide) = try await pair.connectAToB()
-        #expect(connection.remoteID52 == pair.bKey.id52)
-        #expect(serverSide.remoteID52 == pair.aKey.id52)
-        #expect(connection.path == .relay && serverSide.path == .relay)
-        #expect(connection.path.udpAddress == nil)
-        #expect(RelayStandIns.isStandIn(connection.remoteAddress), "\(connection.remoteAddress)")
-        #expect(RelayStandIns.isStandIn(serverSide.remoteAddress), "\(serverSide.remoteAddress)")
-        let echoes = [Task { await echoStreams(of: serverSide) }, Task { await echoStreams(of: connection) }]
-        defer { echoes.forEach { $0.cancel() } }
+        try await RelayedPair.with { pair in
+            let (connection, serverSide) = try await pair.connectAToB()
+            #expect(connection.remoteID52 == pair.bKey.id52)
+            #expect(serverSide.remoteID52 == pair.aKey.id52)
+            #expect(connection.path == .relay && serverSide.path == .relay)
+            #expect(connection.path.udpAddress == nil)
+            #expect(RelayStandIns.isStandIn(connection.remoteAddress), "\(connection.remoteAddress)")
+            #expect(RelayStandIns.isStandIn(serverSide.remoteAddress), "\(serverSide.remoteAddress)")
+            let echoes = [Task { await echoStreams(of: serverSide) }, Task { await echoStreams(of: connection) }]
+            defer { echoes.forEach { $0.cancel() } }
 
-        let total = 8 * 1024 * 1024
-        let stream = try await connection.openStream()
-        async let received = readVerifyingPattern(stream, expected: total)
-        try await writePattern(stream, total: total)
-        #expect(try await received == total)
+            let total = 8 * 1024 * 1024
+            let stream = try await connection.openStream()
+            async let received = readVerifyingPattern(stream, expected: total)
+            try await writePattern(stream, total: total)
+            #expect(try await received == total)
 
-        // B opens a stream on its end; A echoes.
-        let back = try await serverSide.openStream()
-        async let backReceived = readVerifyingPattern(back, expected: 1024 * 1024)
-        try await writePattern(back, total: 1024 * 1024)
-        #expect(try await backReceived == 1024 * 1024)
+            // B opens a stream on its end; A echoes.
+            let back = try await serverSide.openStream()
+            async let backReceived = readVerifyingPattern(back, expected: 1024 * 1024)
+            try await writePattern(back, total: 1024 * 1024)
+            #expect(try await backReceived == 1024 * 1024)
 
-        let counters = pair.relay.counters
-        #expect(counters.batches > 0, "no GSO batch crossed the relay: \(counters)")
-        #expect(counters.undeliverable == 0, "\(counters)")
+            let counters = pair.relay.counters
+            #expect(counters.batches > 0, "no GSO batch crossed the relay: \(counters)")
+            #expect(counters.undeliverable == 0, "\(counters)")
+        }
     }
 
     @Test func peerDialsBack_overTheSameRelay_keepsOneStandInPerPeer() async throws {
-        let pair = try await RelayedPair()
-        defer { pair.close() }
-        let (aToB, bSide) = try await pair.connectAToB()
+        try await RelayedPair.with { pair in
+            let (aToB, bSide) = try await pair.connectAToB()
 
-        async let accepted = nextIncoming(pair.a)
-        let bToA = try await pair.b.connect(to: pair.aKey.id52, via: .relay)
-        let aSide = try #require(await accepted)
-        #expect(bToA.remoteID52 == pair.aKey.id52 && aSide.remoteID52 == pair.bKey.id52)
-        // One stand-in per peer on each endpoint, whichever side dialled.
-        #expect(bToA.remoteAddress == bSide.remoteAddress)
-        #expect(aSide.remoteAddress == aToB.remoteAddress)
+            async let accepted = nextIncoming(pair.a)
+            let bToA = try await pair.b.connect(to: pair.aKey.id52, via: .relay)
+            let aSide = try #require(await accepted)
+            #expect(bToA.remoteID52 == pair.aKey.id52 && aSide.remoteID52 == pair.bKey.id52)
+            // One stand-in per peer on each endpoint, whichever side dialled.
+            #expect(bToA.remoteAddress == bSide.remoteAddress)
+            #expect(aSide.remoteAddress == aToB.remoteAddress)
 
-        let echoes = [Task { await echoStreams(of: bSide) }, Task { await echoStreams(of: aSide) }]
-        defer { echoes.forEach { $0.cancel() } }
-        try await roundTrip(aToB, "a dialled b")
-        try await roundTrip(bToA, "b dialled a")
-        #expect(await pair.a.connectionCount == 2)
-        #expect(await pair.b.connectionCount == 2)
+            let echoes = [Task { await echoStreams(of: bSide) }, Task { await echoStreams(of: aSide) }]
+            defer { echoes.forEach { $0.cancel() } }
+            try await roundTrip(aToB, "a dialled b")
+            try await roundTrip(bToA, "b dialled a")
+            #expect(await pair.a.connectionCount == 2)
+            #expect(await pair.b.connectionCount == 2)
+        }
     }
 
     @Test func relayDropping5Percent_stillHandshakes_andEchoes2MiBExactly() async throws {
-        let pair = try await RelayedPair()
-        defer { pair.close() }
-        pair.relay.drop(fraction: 0.05)
-        let (connection, serverSide) = try await pair.connectAToB()
-        let echo = Task { await echoStreams(of: serverSide) }
-        defer { echo.cancel() }
+        try await RelayedPair.with { pair in
+            pair.relay.drop(fraction: 0.05)
+            let (connection, serverSide) = try await pair.connectAToB()
+            let echo = Task { await echoStreams(of: serverSide) }
+            defer { echo.cancel() }
 
-        let total = 2 * 1024 * 1024
-        let stream = try await connection.openStream()
-        async let received = readVerifyingPattern(stream, expected: total)
-        try await writePattern(stream, total: total)
-        #expect(try await received == total)
-        #expect(pair.relay.counters.dropped > 0, "\(pair.relay.counters)")
+            let total = 2 * 1024 * 1024
+            let stream = try await connection.openStream()
+            async let received = readVerifyingPattern(stream, expected: total)
+            try await writePattern(stream, total: total)
+            #expect(try await received == total)
+            #expect(pair.relay.counters.dropped > 0, "\(pair.relay.counters)")
+        }
     }
 
     @Test func relayedAndDirectPeers_atOnce_standInsNeverReachTheSocket() async throws {
-        let pair = try await RelayedPair()
-        try await withClient { direct, _ in
-            let echo = echoServer(pair.b)
-            defer {
-                echo.cancel()
-                pair.close()
-            }
-            let watchA = try await SocketWatch.install(on: pair.a)
-            let watchB = try await SocketWatch.install(on: pair.b)
+        try await RelayedPair.with { pair in
+            try await withClient { direct, _ in
+                let echo = echoServer(pair.b)
+                defer { echo.cancel() }
+                let watchA = try await SocketWatch.install(on: pair.a)
+                let watchB = try await SocketWatch.install(on: pair.b)
 
-            let relayed = try await pair.a.connect(to: pair.bKey.id52, via: .relay)
-            let udp = try await direct.connect(to: pair.bKey.id52, at: pair.b.localAddress)
-            #expect(relayed.path == .relay)
-            #expect(udp.path == .udp(pair.b.localAddress))
+                let relayed = try await pair.a.connect(to: pair.bKey.id52, via: .relay)
+                let udp = try await direct.connect(to: pair.bKey.id52, at: pair.b.localAddress)
+                #expect(relayed.path == .relay)
+                #expect(udp.path == .udp(pair.b.localAddress))
 
-            // Both at once, through the same endpoint B.
-            let total = 2 * 1024 * 1024
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for connection in [relayed, udp] {
-                    group.addTask {
-                        let stream = try await connection.openStream()
-                        async let received = readVerifyingPattern(stream, expected: total)
-                        try await writePattern(stream, total: total)
-                        #expect(try await received == total)
+                // Both at once, through the same endpoint B.
+                let total = 2 * 1024 * 1024
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for connection in [relayed, udp] {
+                        group.addTask {
+                            let stream = try await connection.openStream()
+                            async let received = readVerifyingPattern(stream, expected: total)
+                            try await writePattern(stream, total: total)
+                            #expect(try await received == total)
+                        }
                     }
+                    try await group.waitForAll()
                 }
-                try await group.waitForAll()
+                // The socket carried the direct peer and still does.
+                try await roundTrip(udp, "still direct")
+                #expect(watchB.writes > 0)
+                #expect(watchA.standInWrites == 0 && watchB.standInWrites == 0)
             }
-            // The socket carried the direct peer and still does.
-            try await roundTrip(udp, "still direct")
-            #expect(watchB.writes > 0)
-            #expect(watchA.standInWrites == 0 && watchB.standInWrites == 0)
         }
     }
 
     @Test func relayedPeer_provingAnotherKeyThanTheRelayClaims_isRefused() async throws {
         let log = LogCapture()
-        let pair = try await RelayedPair(bLogger: log.logger)
-        defer { pair.close() }
-        // The relay says A's packets come from `claimed` (and hands A what B sends `claimed`).
-        let claimed = SecretKey.generate().id52
-        pair.relay.impersonate(claimed, by: pair.aKey.id52)
+        try await RelayedPair.with(bLogger: log.logger) { pair in
+            // The relay says A's packets come from `claimed` (and hands A what B sends `claimed`).
+            let claimed = SecretKey.generate().id52
+            pair.relay.impersonate(claimed, by: pair.aKey.id52)
 
-        // A's side of TLS 1.3 completes before B checks A's certificate, so A's connect may
-        // return first; either way B's refusal (a TLS alert) ends it as a failed handshake.
-        do {
-            let connection = try await pair.a.connect(to: pair.bKey.id52, via: .relay)
-            let reason = try await withDeadline(.seconds(10)) { await connection.closed() }
-            guard case .handshakeFailed = reason else {
-                Issue.record("A's connection ended with \(String(describing: reason)), not a refused handshake")
-                return
+            // A's side of TLS 1.3 completes before B checks A's certificate, so A's connect may
+            // return first; either way B's refusal (a TLS alert) ends it as a failed handshake.
+            do {
+                let connection = try await pair.a.connect(to: pair.bKey.id52, via: .relay)
+                let reason = try await withDeadline(.seconds(10)) { await connection.closed() }
+                guard case .handshakeFailed = reason else {
+                    Issue.record("A's connection ended with \(String(describing: reason)), not a refused handshake")
+                    return
+                }
+            } catch let error as QUICError {
+                #expect(error.code == .handshakeFailed, "\(error)")
             }
-        } catch let error as QUICError {
-            #expect(error.code == .handshakeFailed, "\(error)")
+            let line = await log.line(containing: "the relay delivered this connection as coming from \(claimed)", within: .seconds(10))
+            #expect(line?.contains("proved the key of \(pair.aKey.id52)") == true, "\(String(describing: line))")
+            #expect(await pair.b.connectionCount == 0)
         }
-        let line = await log.line(containing: "the relay delivered this connection as coming from \(claimed)", within: .seconds(10))
-        #expect(line?.contains("proved the key of \(pair.aKey.id52)") == true, "\(String(describing: line))")
-        #expect(await pair.b.connectionCount == 0)
     }
 
     @Test func connectViaRelay_withoutARelay_failsNoRelayPath_andStandInsAreNoUDPAddresses() async throws {
@@ -203,29 +206,29 @@ struct RelayPathTests {
     }
 
     @Test func relayDeliveringGarbage_orImpossibleSegmentSizes_harmsNoConnection() async throws {
-        let pair = try await RelayedPair()
-        defer { pair.close() }
-        let (connection, serverSide) = try await pair.connectAToB()
-        let echo = Task { await echoStreams(of: serverSide) }
-        defer { echo.cancel() }
+        try await RelayedPair.with { pair in
+            let (connection, serverSide) = try await pair.connectAToB()
+            let echo = Task { await echoStreams(of: serverSide) }
+            defer { echo.cancel() }
 
-        let garbage = patternBuffer(offset: 7, count: 3000)
-        let stranger = SecretKey.generate().id52
-        for segmentSize in [nil, 0, -1, 1, 65_536, Int.max] as [Int?] {
-            pair.relay.inject(garbage, segmentSize: segmentSize, from: pair.aKey.id52, to: pair.bKey.id52)
-            pair.relay.inject(garbage, segmentSize: segmentSize, from: stranger, to: pair.bKey.id52)
+            let garbage = patternBuffer(offset: 7, count: 3000)
+            let stranger = SecretKey.generate().id52
+            for segmentSize in [nil, 0, -1, 1, 65_536, Int.max] as [Int?] {
+                pair.relay.inject(garbage, segmentSize: segmentSize, from: pair.aKey.id52, to: pair.bKey.id52)
+                pair.relay.inject(garbage, segmentSize: segmentSize, from: stranger, to: pair.bKey.id52)
+            }
+            try await roundTrip(connection, "after the garbage")
+            #expect(await pair.b.connectionCount == 1)
         }
-        try await roundTrip(connection, "after the garbage")
-        #expect(await pair.b.connectionCount == 1)
     }
 
     @Test func attachRelay_twice_failsLimitReached() async throws {
-        let pair = try await RelayedPair()
-        defer { pair.close() }
-        let error = await #expect(throws: QUICError.self) {
-            try await pair.a.attachRelay(pair.relay.client(for: pair.aKey.id52))
+        try await RelayedPair.with { pair throws in
+            let error = await #expect(throws: QUICError.self) {
+                try await pair.a.attachRelay(pair.relay.client(for: pair.aKey.id52))
+            }
+            #expect(error?.code == .limitReached, "\(String(describing: error))")
         }
-        #expect(error?.code == .limitReached, "\(String(describing: error))")
     }
 
     @Test func standIns_onePerPeer_evictOnlyIdle_neverReuseAnAddress() throws {

@@ -111,7 +111,7 @@ struct IrohInteropTests {
             defer { reader.cancel(); writer.cancel() }
             // Data flows through iroh and back (an event, bounded), then iroh dies.
             // Generous: the iroh peer is niced and the machine may be busy.
-            let flowing = try await withTimeout(.seconds(60)) {
+            let flowing = try await within(.seconds(60), "256 KiB echoed through iroh") {
                 while echoed.load(ordering: .relaxed) < 256 * 1024 { try await Task.sleep(for: .milliseconds(10)) }
                 return true
             }
@@ -201,7 +201,7 @@ struct IrohInteropTests {
             let clock = ContinuousClock()
             client.kill()
             let killedAt = clock.now
-            let result = try await withTimeout(idle + .seconds(5)) {
+            let result = try await within(idle + .seconds(5), "the held stream's outcome") {
                 for await result in outcomes { return result }
                 return "no outcome"
             }
@@ -245,7 +245,7 @@ struct IrohInteropTests {
         // Lines arrive from a reading thread, so no blocking read holds a cooperative thread.
         let (arriving, continuation) = AsyncStream<String>.makeStream()
         readLines(from: output.fileHandleForReading, limit: 1 << 16) { continuation.yield($0) } atEnd: { continuation.finish() }
-        let lines = try await withTimeout(.seconds(20)) {
+        let lines = try await within(.seconds(20), "4 lines") {
             var lines: [String] = []
             for await line in arriving {
                 lines.append(line)

@@ -91,7 +91,7 @@ extension IrohRelayHarnessTests {
                     try? await stream.write(EchoPattern.buffer(0, 64 * 1024))
                     try? await stream.finish()
                     // Never a hang: the outcome comes within the stream's timeouts.
-                    let outcome = try await withTimeout(.seconds(60)) { await reader.value }
+                    let outcome = try await within(.seconds(60), "the reader's outcome") { await reader.value }
                     #expect(outcome == "completed" || outcome.contains("relay") || outcome.contains("timed out") || outcome.contains("closed"),
                             "\(outcome)")
                     withExtendedLifetime(again) {}

@@ -33,19 +33,3 @@ final class ListenProcess: @unchecked Sendable {
         child.kill()
     }
 }
-
-/// `operation`, or `nil` after `timeout` (it is then cancelled).
-func withTimeout<T: Sendable>(_ timeout: Duration, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
-    try await withThrowingTaskGroup(of: T?.self) { group in
-        group.addTask { try await operation() }
-        group.addTask {
-            try? await Task.sleep(for: timeout)
-            return nil
-        }
-        defer { group.cancelAll() }
-        guard let first = try await group.next(), let value = first else {
-            throw PoolError(.ackTimeout, "timed out after \(timeout)")
-        }
-        return value
-    }
-}

@@ -142,9 +142,16 @@ final class RawPeer: Sendable {
 
     var address: PeerAddress { PeerAddress(key.id52, at: endpoint.localAddress) }
 
-    func stop() {
+    func stop() async {
         task.cancel()
-        let endpoint = self.endpoint
-        Task { await endpoint.close() }
+        await endpoint.close()
     }
+}
+
+/// Runs `body` with a started `RawPeer`, then stops it, awaited, whether `body` returned or threw.
+func withRawPeer<T>(
+    handle: @escaping @Sendable (QUICStream) async -> Void, _ body: (RawPeer) async throws -> T
+) async throws -> T {
+    let peer = try await RawPeer(handle: handle)
+    return try await withCleanup { try await body(peer) } cleanup: { await peer.stop() }
 }

@@ -99,11 +99,20 @@ struct ConnectedPair {
         return ConnectedPair(server: server, client: client, connection: connection, serverSide: serverSide)
     }
 
-    func close() {
-        Task {
-            await client.close()
-            await server.close()
-        }
+    /// Runs `body` with a fresh pair (`make`), then closes both endpoints, awaited, whether
+    /// `body` returned or threw.
+    static func with<T>(
+        server serverConfiguration: QUICConfiguration = testConfiguration(),
+        client clientConfiguration: QUICConfiguration = testConfiguration(),
+        _ body: (ConnectedPair) async throws -> T
+    ) async throws -> T {
+        let pair = try await make(server: serverConfiguration, client: clientConfiguration)
+        return try await withCleanup { try await body(pair) } cleanup: { await pair.close() }
+    }
+
+    func close() async {
+        await client.close()
+        await server.close()
     }
 }
 

@@ -1,4 +1,5 @@
 import Logging
+import PeerpoolTestSupport
 
 /// Records an endpoint's log lines (message and metadata) so a test can wait for one event
 /// instead of guessing how long it takes. One reader at a time; keeps the last 4,096 lines.

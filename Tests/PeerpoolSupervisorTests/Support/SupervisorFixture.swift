@@ -829,17 +829,6 @@ final class Counter: Sendable {
     var value: Int { count.load(ordering: .relaxed) }
 }
 
-/// `body`'s result, or a thrown error naming `what` when it takes longer than `timeout` (it is
-/// then cancelled).
-func within<T: Sendable>(_ timeout: Duration, _ what: String, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-    let task = Task<T, any Error> { try await body() }
-    guard await completes(task, within: timeout) else {
-        task.cancel()
-        throw TestSupportError("\(what) did not finish within \(timeout)")
-    }
-    return try await task.value
-}
-
 /// The values of `tasks`, in order; throws (and cancels them) when they are not all done
 /// within `timeout`.
 func values<T: Sendable>(of tasks: [Task<T, Never>], within timeout: Duration, _ what: String) async throws -> [T] {
