@@ -14,7 +14,7 @@ import PeerpoolWire
 struct BenchCodecsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "codecs",
-        abstract: "Per-call CPU cost of the OPEN body, JSON, ID52, host:port and shard decoding, beside Foundation's.",
+        abstract: "Per-call CPU cost of the OPEN body, JSON, ID52, host:port, shard decoding and reactor timers, beside an anchor.",
         discussion: """
             Each case runs --iterations calls in blocks, alternating with its anchor, and prints \
             the median block's CPU nanoseconds per call of this thread (CLOCK_THREAD_CPUTIME_ID) \
@@ -39,6 +39,15 @@ struct BenchCodecsCommand: ParsableCommand {
         let shards = ShardMap(workerCount: 8)
         let wire = WireHeader(.open, id: 42).bytes
         var sink = 0
+        // A worker with 10,000 opens pending: one more armed and answered (its timer cancelled).
+        var timers = ReactorTimerQueue<Int>()
+        var sortedTimers = SortedTimerArray()
+        let now = ContinuousClock.now
+        for index in 0..<10_000 {
+            _ = timers.schedule(at: now + .milliseconds(index), index)
+            _ = sortedTimers.schedule(at: now + .milliseconds(index))
+        }
+        var nextDeadline = 0
 
         print("== codecs: \(iterations) calls per case, median of 10 blocks, CPU ns per call on this thread")
         print("   OPEN body: \(body.count) bytes: \(String(decoding: body, as: UTF8.self))")
@@ -73,13 +82,20 @@ struct BenchCodecsCommand: ParsableCommand {
             ("ShardMap.worker(for:), 8 workers", {
                 sink &+= shards.worker(for: remote)
             }, nil),
+            ("reactor timer armed + cancelled, 10,000 pending (vs a sorted array, the old way)", {
+                nextDeadline = (nextDeadline + 7_919) % 10_000
+                timers.cancel(timers.schedule(at: now + .milliseconds(nextDeadline), 0))
+            }, {
+                nextDeadline = (nextDeadline + 7_919) % 10_000
+                sortedTimers.cancel(sortedTimers.schedule(at: now + .milliseconds(nextDeadline)))
+            }),
             ("wire header decode", {
                 sink &+= wire.withUnsafeBytes { (try? WireHeader(decoding: $0))?.id ?? 0 }.hashValue & 1
             }, nil),
         ]
         for (name, ours, anchor) in cases {
             let (oursNanos, anchorNanos) = Self.measure(iterations, ours, anchor)
-            let label = name.padding(toLength: 58, withPad: " ", startingAt: 0)
+            let label = name.padding(toLength: 80, withPad: " ", startingAt: 0)
             if let anchorNanos {
                 print("   \(label) " + String(format: "%8.0f ns   anchor %8.0f ns   anchor / ours %.2f", oursNanos, anchorNanos, anchorNanos / oursNanos))
             } else {
@@ -121,5 +137,23 @@ struct BenchCodecsCommand: ParsableCommand {
     private static func median(_ values: [Double]) -> Double {
         let sorted = values.sorted()
         return sorted[sorted.count / 2]
+    }
+}
+
+/// The reactor's timers before `ReactorTimerQueue`: kept sorted by deadline, O(n) to arm and to
+/// cancel. The anchor of the timer case.
+private struct SortedTimerArray {
+    private var timers: [(deadline: ContinuousClock.Instant, id: UInt64)] = []
+    private var lastID: UInt64 = 0
+
+    mutating func schedule(at deadline: ContinuousClock.Instant) -> UInt64 {
+        lastID += 1
+        let index = timers.firstIndex { $0.deadline > deadline } ?? timers.endIndex
+        timers.insert((deadline, lastID), at: index)
+        return lastID
+    }
+
+    mutating func cancel(_ id: UInt64) {
+        timers.removeAll { $0.id == id }
     }
 }

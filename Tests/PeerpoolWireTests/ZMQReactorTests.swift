@@ -42,6 +42,18 @@ struct ZMQReactorTests {
         await reactor.stopped()
     }
 
+    @Test func theReactorThread_isNamedAfterTheReactor_withinTheKernelLimit() async throws {
+        let reactor = try ZMQReactor(name: "peerpool-worker-12")
+        reactor.start()
+        let name = try await Self.onReactor(reactor) {
+            try String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)
+        }
+        #expect(name == "zmq-worker-12\n")
+        #expect(try ZMQReactor(name: "a-very-long-reactor-name").threadName == "zmq-a-very-long")
+        reactor.stop()
+        await reactor.stopped()
+    }
+
     @Test func timersFireInDeadlineOrderAndCancelledOnesDoNot() async throws {
         let reactor = try ZMQReactor(name: "test-timers")
         reactor.start()
