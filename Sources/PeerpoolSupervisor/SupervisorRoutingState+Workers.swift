@@ -260,10 +260,20 @@ extension SupervisorRoutingState {
         }
         // A worker enforces the deadline itself; the supervisor steps in a little later for one
         // that cannot answer, and at once for requests still queued here.
-        let expired = opens.records.filter { _, open in
-            open.deadline <= now && (open.sentTo == nil || open.deadline + Self.workerDeadlineSlack <= now)
+        var expired: [UInt64] = []
+        for entry in openDeadlines.popDue(now: now) {
+            guard let open = opens[entry.id] else { continue }  // answered before its deadline
+            let failAt = open.sentTo == nil ? open.deadline : open.deadline + Self.workerDeadlineSlack
+            if failAt <= now {
+                expired.append(entry.id)
+            } else {
+                openDeadlines.add(failAt, id: entry.id)
+            }
         }
-        for id in expired.keys.sorted() {
+        openDeadlines.compact(liveCount: opens.count) {
+            opens.records.map { OpenDeadlines.Entry(deadline: $0.value.deadline, id: $0.key) }
+        }
+        for id in expired.sorted() {
             guard let open = opens.remove(id) else { continue }
             if open.sentTo != nil { actions.append(.sendToWorker(shard: open.shard, WireHeader(.cancel, id: id), .none)) }
             let waited = open.sentTo == nil ? " waiting for shard \(open.shard)'s worker to start" : ""

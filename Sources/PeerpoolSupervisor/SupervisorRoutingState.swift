@@ -60,6 +60,8 @@ struct SupervisorRoutingState {
     // Changed only by this type's methods (here and in its extensions' files); read by the
     // driver (status) and by tests.
     var opens = RoutingTable<PendingOpen>()
+    /// The opens' deadlines in order, for `tick`.
+    var openDeadlines = OpenDeadlines()
     var streams = RoutingTable<Route>()
     var workers: [WorkerRecord]
     var draining = false
@@ -242,6 +244,7 @@ struct SupervisorRoutingState {
             actions.append(.sendToWorker(shard: shard, WireHeader(.open, id: id), .frame(body)))
         }
         opens.insert(pending, id: id)
+        openDeadlines.add(pending.deadline, id: id)
     }
 
     private mutating func cancel(_ client: ClientKey, _ header: WireHeader, _ body: ZMQFrame?, _ actions: inout [Action]) {

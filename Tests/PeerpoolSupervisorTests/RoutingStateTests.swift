@@ -301,6 +301,24 @@ struct RoutingStateTests {
         #expect(h.opened(1, 2) == ["w1 ← RESET 2"])  // too late: nobody to give it to
     }
 
+    /// Queued at first, sent when the worker said HELLO: its deadline moves to the worker's
+    /// (plus the slack) although it was due earlier as a queued one.
+    @Test func openTimeout_queuedThenSent_failsASecondAfterTheDeadline() throws {
+        var h = Harness(workers: 1)
+        _ = h.startWorkers()
+        h.started(0)
+        let peer = try Self.peers(onShard: 0)[0]
+        #expect(h.open(h.a, 1, to: peer, timeoutMilliseconds: 2_000).isEmpty)
+        h.advance(.milliseconds(500))
+        #expect(h.worker(0, .hello) == ["w0 ← OPEN 1"])
+        h.advance(.milliseconds(1_500))
+        #expect(h.tick().isEmpty)
+        h.advance(.milliseconds(999))
+        #expect(h.tick().isEmpty)
+        h.advance(.milliseconds(1))
+        #expect(h.tick() == ["w0 ← CANCEL 1", "A ← ERROR 1 timeout"])
+    }
+
     @Test func clientDisconnect_withdrawsItsRequestsAndResetsItsStreams_only() throws {
         var h = Harness()
         h.running()
