@@ -141,7 +141,7 @@ struct SupervisorCrashTests {
 
         try await EmbeddedSupervisor.with(workers: workers, {
             $0.heartbeatInterval = .milliseconds(100)
-            $0.hangTimeout = .seconds(1)
+            $0.hangTimeout = .seconds(3)
         }) { embedded in
             let supervisor = embedded.supervisor
             let client = embedded.client
