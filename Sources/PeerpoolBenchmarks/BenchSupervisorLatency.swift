@@ -99,6 +99,20 @@ struct BenchSupervisorLatency {
         return (opens, iterations)
     }
 
+    /// `count` sequential STATUS requests: a round trip between this process's client and the
+    /// supervisor through every layer of ours but no worker. Sorted.
+    static func statusRoundTrips(_ client: SupervisorClient, count: Int) async throws -> [Duration] {
+        let clock = ContinuousClock()
+        var trips: [Duration] = []
+        trips.reserveCapacity(count)
+        for index in 0..<(count + 50) {
+            let start = clock.now
+            _ = try await client.status()
+            if index >= 50 { trips.append(clock.now - start) }  // the first 50 warm up
+        }
+        return trips.sorted()
+    }
+
     /// What one `ID52(parsing:)` (which checks the key is a curve point) costs in this process,
     /// for a key not seen before and for one seen before (validated keys are remembered): the
     /// supervisor and the worker parse the OPEN's ID52 strings, so this is part of what the hop
