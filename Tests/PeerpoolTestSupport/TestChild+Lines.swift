@@ -28,6 +28,14 @@ extension TestChild {
         }
     }
 
+    /// The rest of the first unread `<keyword> <value>` standard output line, the form the
+    /// Python test peers report in ("READY 4433" → "4433"), taken like `nextLine`.
+    public func value(of keyword: String, within timeout: Duration, earlier: EarlierLines = .kept) async throws -> String {
+        let prefix = keyword + " "
+        let line = try await nextLine(matching: { $0.hasPrefix(prefix) }, within: timeout, keyword, earlier: earlier)
+        return String(line.dropFirst(prefix.count))
+    }
+
     /// The next `count` unread standard output lines, in order, waiting at most `timeout` for
     /// all of them; throws like `nextLine`, and then takes none.
     public func nextLines(_ count: Int, within timeout: Duration, _ description: String = "") async throws -> [String] {

@@ -14,6 +14,8 @@ extension TestChild {
         public let stderr: String
         /// More than `run`'s `outputLimit` arrived; the rest was dropped.
         public let truncated: Bool
+        /// Its last lines of both streams, marked `stdout:` or `stderr:` (`TestChild.transcript`).
+        public let transcript: String
 
         /// The exit code, or the killing signal negated; nil if it was killed at its deadline.
         public var status: Int32? { timedOut ? nil : termination?.status }
@@ -42,11 +44,13 @@ extension TestChild {
             // The pipes still hold what it wrote last: read them to EOF, uncancelled (a
             // cancelled run still reports its output) and bounded (a grandchild may hold them).
             _ = await Task { await child.exit(within: .seconds(10), includingOutput: true) }.value
+            let transcript = child.transcript
             return child.record.state.withLock { state in
                 Output(
                     name: child.name, termination: ending.termination, timedOut: ending.killed,
                     stdout: String(decoding: state.collectedStdout, as: UTF8.self),
-                    stderr: String(decoding: state.collectedStderr, as: UTF8.self), truncated: state.collectionTruncated)
+                    stderr: String(decoding: state.collectedStderr, as: UTF8.self), truncated: state.collectionTruncated,
+                    transcript: transcript)
             }
         } cleanup: {
             await child.kill()

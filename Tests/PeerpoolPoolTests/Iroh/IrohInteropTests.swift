@@ -117,7 +117,7 @@ struct IrohInteropTests {
             }
             #expect(flowing == true)
             let clock = ContinuousClock()
-            iroh.kill()
+            await iroh.kill()
             let killedAt = clock.now
             #expect(await completes(reader, within: idle + .seconds(5)))
             #expect(await completes(writer, within: idle + .seconds(5)))
@@ -199,7 +199,7 @@ struct IrohInteropTests {
             let client = try await IrohPeer.startClient(peer: server.key.id52, port: server.port, ["--mode", "hold"])
             _ = try await client.value(of: "HOLDING", within: .seconds(60))
             let clock = ContinuousClock()
-            client.kill()
+            await client.kill()
             let killedAt = clock.now
             let result = try await within(idle + .seconds(5), "the held stream's outcome") {
                 for await result in outcomes { return result }

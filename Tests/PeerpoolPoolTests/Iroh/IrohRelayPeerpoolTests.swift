@@ -85,7 +85,7 @@ extension IrohRelayHarnessTests {
                             return "failed: \(error)"
                         }
                     }
-                    relay.kill()
+                    await relay.kill()
                     let again = try await PythonTestRelay.start(port: relay.port)
                     _ = try await again.value(of: "ACCEPTED", within: .seconds(30))
                     try? await stream.write(EchoPattern.buffer(0, 64 * 1024))
