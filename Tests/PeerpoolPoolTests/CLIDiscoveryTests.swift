@@ -41,11 +41,10 @@ struct CLIDiscoveryTests {
     /// publishes its address signed by its key; `ping ID52 --pkarr-relay` finds it there.
     @Test func listenPublishesToPkarr_andPingFindsItByID52Alone() async throws {
         let relay = try await PythonTestServer(script: "pkarr_relay.py")
-        var puts = relay.lines.makeAsyncIterator()
         let url = "http://127.0.0.1:\(relay.port)/pkarr"
         let listener = try await ListenProcess(["--pkarr-relay", url])
         let id = listener.identities[0]
-        let put = await puts.next()
+        let put = await relay.nextLine()
         #expect(put?.hasPrefix("PUT \(ZBase32.encode(id)) ") == true, "\(String(describing: put))")
         #expect(put?.hasSuffix(" addr=127.0.0.1:\(listener.port)") == true, "\(String(describing: put))")
 
@@ -57,12 +56,11 @@ struct CLIDiscoveryTests {
 
     @Test func publishAddress_replacesTheSocketsOwn() async throws {
         let relay = try await PythonTestServer(script: "pkarr_relay.py")
-        var puts = relay.lines.makeAsyncIterator()
         let listener = try await ListenProcess([
             "--pkarr-relay", "http://127.0.0.1:\(relay.port)/pkarr", "--publish-address", "192.0.2.7:4433",
             "--publish-address", "[2001:db8::7]:4433",
         ])
-        let put = await puts.next()
+        let put = await relay.nextLine()
         #expect(put?.hasSuffix(" addr=192.0.2.7:4433,addr=[2001:db8::7]:4433") == true, "\(String(describing: put))")
         _ = await listener.stop()
     }
@@ -77,11 +75,10 @@ struct CLIDiscoveryTests {
     @Test func relayOnlyListener_isReachedThroughItsRelay_byID52Alone() async throws {
         let relay = try await PythonTestRelay.start()
         let pkarr = try await PythonTestServer(script: "pkarr_relay.py")
-        var puts = pkarr.lines.makeAsyncIterator()
         let pkarrURL = "http://127.0.0.1:\(pkarr.port)/pkarr"
         let listener = try await ListenProcess(["--relay", relay.url, "--pkarr-relay", pkarrURL, "--publish-relay-only"])
         let id = listener.identities[0]
-        let put = await puts.next()
+        let put = await pkarr.nextLine()
         #expect(put?.hasSuffix(" relay=\(relay.url)") == true, "\(String(describing: put))")
 
         let ping = try await TestChild.runPeerpool(["ping", "\(id)", "--pkarr-relay", pkarrURL, "--count", "2", "--interval", "0"])
