@@ -280,7 +280,7 @@ let package = Package(
         ),
         .testTarget(name: "PeerpoolTestSupportTests", dependencies: ["PeerpoolTestSupport", "PeerpoolErrors"]),
         .testTarget(name: "PeerpoolErrorsTests", dependencies: ["PeerpoolErrors"]),
-        .testTarget(name: "PeerpoolIdentityTests", dependencies: ["PeerpoolIdentity"]),
+        .testTarget(name: "PeerpoolIdentityTests", dependencies: ["PeerpoolIdentity", "PeerpoolTestSupport"]),
         .testTarget(
             name: "PeerpoolDiscoveryTests",
             dependencies: [
