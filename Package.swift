@@ -275,15 +275,17 @@ let package = Package(
             // The iroh side of `peerpool-bench iroh`, run by the test venv's Python.
             exclude: ["Iroh/iroh_bench_peer.py"]
         ),
-        // Helpers both PeerpoolQUICTests and PeerpoolPoolTests use: child processes (the peerpool
-        // executable, the Python interop peers), line reading, PEM files, bounded waits.
-        // Scripts/: Python test servers any test target may start (iroh_relay.py: PythonTestRelay).
+        // Helpers the test targets share: TestChild (the one way tests start a process) and the
+        // fixtures on it (the peerpool executable, the Python interop peers), PEM files, bounded
+        // waits. Scripts/: Python test servers any test target may start (iroh_relay.py:
+        // PythonTestRelay).
         .target(
-            name: "PeerpoolTestSupport", dependencies: ["PeerpoolIdentity"], path: "Tests/PeerpoolTestSupport",
+            name: "PeerpoolTestSupport", dependencies: ["PeerpoolErrors", "PeerpoolIdentity"], path: "Tests/PeerpoolTestSupport",
             exclude: ["Scripts"]
         ),
+        .testTarget(name: "PeerpoolTestSupportTests", dependencies: ["PeerpoolTestSupport", "PeerpoolErrors"]),
         .testTarget(name: "PeerpoolErrorsTests", dependencies: ["PeerpoolErrors"]),
-        .testTarget(name: "PeerpoolIdentityTests", dependencies: ["PeerpoolIdentity"]),
+        .testTarget(name: "PeerpoolIdentityTests", dependencies: ["PeerpoolIdentity", "PeerpoolTestSupport"]),
         .testTarget(
             name: "PeerpoolDiscoveryTests",
             dependencies: [

@@ -1,4 +1,5 @@
 import Foundation
+import PeerpoolTestSupport
 import Testing
 
 /// The client links without the QUIC stack: PeerpoolClient's dependency closure in the package
@@ -8,21 +9,18 @@ import Testing
 struct ClientDependencyTests {
     static let forbidden: Set<String> = ["PeerpoolQUIC", "PeerpoolPool", "CNGTCP2", "PeerpoolSupervisor", "CLinuxProcess"]
 
-    @Test func clientClosure_namesNoQUICTarget() throws {
+    @Test func clientClosure_namesNoQUICTarget() async throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         // A scratch path of its own: the package's `.build` is locked by the `swift test` running this.
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("peerpool-dump-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: scratch) }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["swift", "package", "--package-path", root.path, "--scratch-path", scratch.path, "dump-package"]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        try #require(process.terminationStatus == 0, "swift package dump-package failed")
+        var command = TestChild.Command.program(
+            "/usr/bin/env", ["swift", "package", "--package-path", root.path, "--scratch-path", scratch.path, "dump-package"])
+        command.standardInput = .null
+        // Bounded by the suite's time limit too: a run killed there reports its output.
+        let output = try await TestChild.run(command, within: .seconds(120))
+        try #require(output.status == 0, "swift package dump-package failed: \(output.stderr.suffix(2000))")
+        let data = Data(output.stdout.utf8)
 
         // Each target's dependencies on other targets of this package, by name.
         let manifest = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])

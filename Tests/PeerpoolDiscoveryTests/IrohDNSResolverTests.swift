@@ -37,36 +37,34 @@ import Testing
     @Test func lookup_withinTTL_usesTheCache_andAfterTTL_asksAgain() async throws {
         let (a, b) = (SecretKey.generate().id52, SecretKey.generate().id52)
         let server = try await PythonTestServer(dnsZone: [Self.name(a): [[30, "addr=127.0.0.1:1"]], Self.name(b): [[30, "addr=127.0.0.1:2"]]])
-        var queries = server.lines.makeAsyncIterator()
         let clock = ManualClock()
         let resolver = try Self.resolver(server, clock: clock)
 
         _ = try await resolver.lookup(a)
-        #expect(await queries.next() == "QUERY \(Self.name(a))")
+        #expect(await server.nextLine() == "QUERY \(Self.name(a))")
         clock.advance(by: .seconds(29))
         #expect(try await resolver.lookup(a).record.addresses == [try SocketAddress(ipAddress: "127.0.0.1", port: 1)])
         // The server reports queries in order: if the second lookup of `a` had reached it, its
         // line would come before `b`'s.
         _ = try await resolver.lookup(b)
-        #expect(await queries.next() == "QUERY \(Self.name(b))")
+        #expect(await server.nextLine() == "QUERY \(Self.name(b))")
 
         clock.advance(by: .seconds(2))   // 31 s after the first answer: its TTL of 30 s is over
         _ = try await resolver.lookup(a)
-        #expect(await queries.next() == "QUERY \(Self.name(a))")
+        #expect(await server.nextLine() == "QUERY \(Self.name(a))")
     }
 
     @Test func lookup_ofUnknownPeer_isEmptyNamesNXDOMAIN_andIsCachedForTheNegativeTTL() async throws {
         let (unknown, known) = (SecretKey.generate().id52, SecretKey.generate().id52)
         let server = try await PythonTestServer(dnsZone: [Self.name(known): [[30, "addr=127.0.0.1:1"]]])
-        var queries = server.lines.makeAsyncIterator()
         let resolver = try Self.resolver(server)
         let result = try await resolver.lookup(unknown)
         #expect(result.record.isEmpty && result.nameDoesNotExist)
         #expect(result.summary.contains("NXDOMAIN") && result.summary.contains(ZBase32.encode(unknown)))
-        #expect(await queries.next() == "QUERY \(Self.name(unknown))")
+        #expect(await server.nextLine() == "QUERY \(Self.name(unknown))")
         _ = try await resolver.lookup(unknown)
         _ = try await resolver.lookup(known)
-        #expect(await queries.next() == "QUERY \(Self.name(known))")
+        #expect(await server.nextLine() == "QUERY \(Self.name(known))")
     }
 
     @Test func lookup_ofMalformedRecord_throwsBadIrohRecord() async throws {
@@ -109,15 +107,14 @@ import Testing
     @Test func concurrentLookupsOfOnePeer_sendOneQuery() async throws {
         let (a, b) = (SecretKey.generate().id52, SecretKey.generate().id52)
         let server = try await PythonTestServer(dnsZone: [Self.name(a): [[30, "addr=127.0.0.1:1"]], Self.name(b): [[30, "addr=127.0.0.1:2"]]])
-        var queries = server.lines.makeAsyncIterator()
         let resolver = try Self.resolver(server)
         try await withThrowingTaskGroup(of: Void.self) { group in
             for _ in 0..<8 { group.addTask { _ = try await resolver.lookup(a) } }
             try await group.waitForAll()
         }
         _ = try await resolver.lookup(b)
-        #expect(await queries.next() == "QUERY \(Self.name(a))")
-        #expect(await queries.next() == "QUERY \(Self.name(b))")
+        #expect(await server.nextLine() == "QUERY \(Self.name(a))")
+        #expect(await server.nextLine() == "QUERY \(Self.name(b))")
     }
 
     @Test func resolvConf_nameserverLines() throws {

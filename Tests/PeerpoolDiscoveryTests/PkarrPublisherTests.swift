@@ -22,12 +22,11 @@ import Testing
 
     @Test func publishNow_isAcceptedByTheRelay_andReadsBackVerified() async throws {
         let server = try await PythonTestServer(script: "pkarr_relay.py")
-        var puts = server.lines.makeAsyncIterator()
         let key = SecretKey.generate()
         let publisher = PkarrPublisher(secretKey: key, record: try Self.record(key, port: 4433), relay: try Self.relay(server),
                                        logger: Self.logger)
         let packet = try await publisher.publishNow()
-        #expect(await puts.next() == "PUT \(ZBase32.encode(key.id52)) \(packet.timestamp) relay=http://127.0.0.1:3340/,addr=127.0.0.1:4433")
+        #expect(await server.nextLine() == "PUT \(ZBase32.encode(key.id52)) \(packet.timestamp) relay=http://127.0.0.1:3340/,addr=127.0.0.1:4433")
 
         let fetched = try #require(try await Self.relay(server).get(key.id52))
         #expect(fetched == packet)
@@ -37,7 +36,6 @@ import Testing
 
     @Test func run_publishesAtStart_atOnceOnChange_andEveryInterval() async throws {
         let server = try await PythonTestServer(script: "pkarr_relay.py")
-        var puts = server.lines.makeAsyncIterator()
         let key = SecretKey.generate()
         var configuration = PkarrPublisher.Configuration()
         configuration.republishInterval = .seconds(3600)
@@ -45,10 +43,10 @@ import Testing
                                        configuration: configuration, logger: Self.logger)
         let running = Task { try await publisher.run() }
         defer { running.cancel() }
-        #expect(await puts.next()?.hasSuffix("addr=127.0.0.1:1") == true)
+        #expect(await server.nextLine()?.hasSuffix("addr=127.0.0.1:1") == true)
         // Within the hour-long interval, only a change can cause the second PUT.
         await publisher.update(try Self.record(key, port: 2))
-        #expect(await puts.next()?.hasSuffix("addr=127.0.0.1:2") == true)
+        #expect(await server.nextLine()?.hasSuffix("addr=127.0.0.1:2") == true)
         await publisher.update(try Self.record(key, port: 2))   // unchanged: no PUT
 
         // A short interval republishes by itself; the unchanged update above added no PUT
@@ -62,7 +60,7 @@ import Testing
         defer { runningFast.cancel() }
         var timestamps: [UInt64] = []
         for _ in 0..<3 {
-            let line = try #require(await puts.next())
+            let line = try #require(await server.nextLine())
             #expect(line.hasPrefix("PUT \(ZBase32.encode(other.id52)) "), "\(line)")
             timestamps.append(try #require(UInt64(line.split(separator: " ")[2])))
         }

@@ -1,4 +1,5 @@
 import Foundation
+import PeerpoolTestSupport
 import Testing
 
 @testable import PeerpoolIdentity
@@ -7,20 +8,15 @@ import Testing
     static let openSSLPath = ["/usr/bin/openssl", "/usr/local/bin/openssl", "/opt/homebrew/bin/openssl"]
         .first { FileManager.default.isExecutableFile(atPath: $0) }
 
-    /// Runs openssl and returns its standard output; fails the test on a non-zero exit.
-    static func openSSL(_ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try #require(openSSLPath))
-        process.arguments = arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self)
-        #expect(process.terminationStatus == 0, "openssl \(arguments.joined(separator: " ")): \(text)")
-        return text
+    /// Runs openssl (at most a minute) and returns its standard output and error; fails the test
+    /// on a non-zero exit.
+    static func openSSL(_ arguments: [String]) async throws -> String {
+        var command = TestChild.Command.program(try #require(openSSLPath), arguments)
+        command.standardInput = .null
+        command.standardError = .standardOutput
+        let output = try await TestChild.run(command, within: .seconds(60))
+        #expect(output.status == 0, "openssl \(arguments.joined(separator: " ")): \(output.stdout)")
+        return output.stdout
     }
 
     @Test func certificate_roundTripsTheID52() throws {
@@ -74,8 +70,8 @@ import Testing
     }
 
     @Test(.enabled(if: openSSLPath != nil))
-    func openSSL_parsesTheCertificateAndKey() throws {
-        try withTemporaryDirectory { directory in
+    func openSSL_parsesTheCertificateAndKey() async throws {
+        try await withTemporaryDirectory { directory in
             let key = SecretKey.generate()
             let certificate = try IdentityCertificate(secretKey: key)
             let certificatePath = directory + "/cert.der"
@@ -83,7 +79,7 @@ import Testing
             try Data(certificate.certificateDER).write(to: URL(fileURLWithPath: certificatePath))
             try Data(certificate.privateKeyDER).write(to: URL(fileURLWithPath: keyPath))
 
-            let text = try Self.openSSL(["x509", "-inform", "DER", "-in", certificatePath, "-noout", "-text"])
+            let text = try await Self.openSSL(["x509", "-inform", "DER", "-in", certificatePath, "-noout", "-text"])
             #expect(text.contains("Version: 3"))
             #expect(text.contains("ED25519"))
             #expect(text.contains("Subject: CN = \(key.id52)"))
@@ -92,7 +88,7 @@ import Testing
 
             // The key file's public half is the certificate's key.
             let publicKeyPath = directory + "/public.der"
-            _ = try Self.openSSL([
+            _ = try await Self.openSSL([
                 "pkey", "-inform", "DER", "-in", keyPath, "-pubout", "-outform", "DER", "-out", publicKeyPath,
             ])
             let publicKeyDER = try Data(contentsOf: URL(fileURLWithPath: publicKeyPath))
@@ -100,17 +96,17 @@ import Testing
 
             // The self-signature verifies.
             let pemPath = directory + "/cert.pem"
-            _ = try Self.openSSL(["x509", "-inform", "DER", "-in", certificatePath, "-out", pemPath])
-            let verified = try Self.openSSL(["verify", "-check_ss_sig", "-CAfile", pemPath, pemPath])
+            _ = try await Self.openSSL(["x509", "-inform", "DER", "-in", certificatePath, "-out", pemPath])
+            let verified = try await Self.openSSL(["verify", "-check_ss_sig", "-CAfile", pemPath, pemPath])
             #expect(verified.contains("OK"))
         }
     }
 
     @Test(.enabled(if: openSSLPath != nil))
-    func publicKeyID52_whenKeyIsNotEd25519_throwsCertificate() throws {
-        try withTemporaryDirectory { directory in
+    func publicKeyID52_whenKeyIsNotEd25519_throwsCertificate() async throws {
+        try await withTemporaryDirectory { directory in
             let certificatePath = directory + "/p256.der"
-            _ = try Self.openSSL([
+            _ = try await Self.openSSL([
                 "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
                 "-keyout", directory + "/p256.key", "-subj", "/CN=p256", "-days", "1",
                 "-outform", "DER", "-out", certificatePath,

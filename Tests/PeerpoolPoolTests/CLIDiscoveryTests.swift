@@ -11,12 +11,12 @@ struct CLIDiscoveryTests {
     static let origin = "dns.test.invalid"
 
     @Test func ping_byID52Alone_withDNSOrigin_getsAPong() async throws {
-        let listener = try await CLIProcess.Listener()
+        let listener = try await ListenProcess()
         let id = listener.identities[0]
         let dns = try await PythonTestServer(dnsZone: [
             IrohEndpointRecord.name(of: id, origin: Self.origin): [[30, "addr=\(listener.host):\(listener.port)"]],
         ])
-        let result = try await CLIProcess.run(["ping", "\(id)", "--dns-origin", Self.origin, "--dns-server", "127.0.0.1:\(dns.port)"])
+        let result = try await TestChild.runPeerpool(["ping", "\(id)", "--dns-origin", Self.origin, "--dns-server", "127.0.0.1:\(dns.port)"])
         #expect(result.status == 0, "\(result)")
         #expect(result.stdout.hasPrefix("pong from \(id): "), "\(result)")
     }
@@ -27,13 +27,13 @@ struct CLIDiscoveryTests {
         let dns = try await PythonTestServer(dnsZone: [
             IrohEndpointRecord.name(of: id, origin: Self.origin): [[30, "relay=http://127.0.0.1:1/"]],
         ])
-        let result = try await CLIProcess.run(["ping", "\(id)", "--dns-origin", Self.origin, "--dns-server", "127.0.0.1:\(dns.port)", "--timeout", "3"])
+        let result = try await TestChild.runPeerpool(["ping", "\(id)", "--dns-origin", Self.origin, "--dns-server", "127.0.0.1:\(dns.port)", "--timeout", "3"])
         #expect(result.status != 0, "\(result)")
         #expect(result.stderr.contains("connect_failed") && result.stderr.contains("relay http://127.0.0.1:1/"), "\(result)")
     }
 
     @Test func ping_byID52Alone_withoutDNSOrigin_stillFailsWithNoAddress() async throws {
-        let result = try await CLIProcess.run(["ping", "\(SecretKey.generate().id52)"])
+        let result = try await TestChild.runPeerpool(["ping", "\(SecretKey.generate().id52)"])
         #expect(result.status != 0 && result.stderr.contains("no_address"), "\(result)")
     }
 
@@ -41,15 +41,14 @@ struct CLIDiscoveryTests {
     /// publishes its address signed by its key; `ping ID52 --pkarr-relay` finds it there.
     @Test func listenPublishesToPkarr_andPingFindsItByID52Alone() async throws {
         let relay = try await PythonTestServer(script: "pkarr_relay.py")
-        var puts = relay.lines.makeAsyncIterator()
         let url = "http://127.0.0.1:\(relay.port)/pkarr"
-        let listener = try await CLIProcess.Listener(["--pkarr-relay", url])
+        let listener = try await ListenProcess(["--pkarr-relay", url])
         let id = listener.identities[0]
-        let put = await puts.next()
+        let put = await relay.nextLine()
         #expect(put?.hasPrefix("PUT \(ZBase32.encode(id)) ") == true, "\(String(describing: put))")
         #expect(put?.hasSuffix(" addr=127.0.0.1:\(listener.port)") == true, "\(String(describing: put))")
 
-        let result = try await CLIProcess.run(["ping", "\(id)", "--pkarr-relay", url])
+        let result = try await TestChild.runPeerpool(["ping", "\(id)", "--pkarr-relay", url])
         #expect(result.status == 0, "\(result)")
         #expect(result.stdout.hasPrefix("pong from \(id): "), "\(result)")
         _ = await listener.stop()
@@ -57,18 +56,17 @@ struct CLIDiscoveryTests {
 
     @Test func publishAddress_replacesTheSocketsOwn() async throws {
         let relay = try await PythonTestServer(script: "pkarr_relay.py")
-        var puts = relay.lines.makeAsyncIterator()
-        let listener = try await CLIProcess.Listener([
+        let listener = try await ListenProcess([
             "--pkarr-relay", "http://127.0.0.1:\(relay.port)/pkarr", "--publish-address", "192.0.2.7:4433",
             "--publish-address", "[2001:db8::7]:4433",
         ])
-        let put = await puts.next()
+        let put = await relay.nextLine()
         #expect(put?.hasSuffix(" addr=192.0.2.7:4433,addr=[2001:db8::7]:4433") == true, "\(String(describing: put))")
         _ = await listener.stop()
     }
 
     @Test func publishAddress_withoutPkarrRelay_isAUsageError() async throws {
-        let result = try await CLIProcess.run(["listen", "--publish-address", "192.0.2.7:4433"])
+        let result = try await TestChild.runPeerpool(["listen", "--publish-address", "192.0.2.7:4433"])
         #expect(result.status != 0 && result.stderr.contains("--publish-address needs --pkarr-relay"), "\(result)")
     }
 
@@ -77,19 +75,18 @@ struct CLIDiscoveryTests {
     @Test func relayOnlyListener_isReachedThroughItsRelay_byID52Alone() async throws {
         let relay = try await PythonTestRelay.start()
         let pkarr = try await PythonTestServer(script: "pkarr_relay.py")
-        var puts = pkarr.lines.makeAsyncIterator()
         let pkarrURL = "http://127.0.0.1:\(pkarr.port)/pkarr"
-        let listener = try await CLIProcess.Listener(["--relay", relay.url, "--pkarr-relay", pkarrURL, "--publish-relay-only"])
+        let listener = try await ListenProcess(["--relay", relay.url, "--pkarr-relay", pkarrURL, "--publish-relay-only"])
         let id = listener.identities[0]
-        let put = await puts.next()
+        let put = await pkarr.nextLine()
         #expect(put?.hasSuffix(" relay=\(relay.url)") == true, "\(String(describing: put))")
 
-        let ping = try await CLIProcess.run(["ping", "\(id)", "--pkarr-relay", pkarrURL, "--count", "2", "--interval", "0"])
+        let ping = try await TestChild.runPeerpool(["ping", "\(id)", "--pkarr-relay", pkarrURL, "--count", "2", "--interval", "0"])
         #expect(ping.status == 0, "\(ping)")
         #expect(ping.stdout.components(separatedBy: "pong from \(id): ").count == 3, "\(ping)")
 
         let text = String(repeating: "through the relay\n", count: 20_000)
-        let echo = try await CLIProcess.run(
+        let echo = try await TestChild.runPeerpool(
             ["stream", "\(id)", "--pkarr-relay", pkarrURL, "--protocol", #"{"Generic":"echo"}"#], input: text)
         #expect(echo.status == 0, "\(echo.stderr)")
         #expect(echo.stdout == text, "\(echo.stdout.count) bytes came back of \(text.utf8.count)")
@@ -98,7 +95,7 @@ struct CLIDiscoveryTests {
 
     @Test func relayWithSeveralIdentitiesOnOneSocket_isAUsageError() async throws {
         let relay = try await PythonTestRelay.start()
-        let result = try await CLIProcess.run(["listen", "--relay", relay.url, "--identities", "2"])
+        let result = try await TestChild.runPeerpool(["listen", "--relay", relay.url, "--identities", "2"])
         #expect(result.status != 0 && result.stderr.contains("--relay needs one identity per socket"), "\(result)")
     }
 }

@@ -8,7 +8,7 @@ import Testing
 @Suite(.timeLimit(.minutes(3)))
 struct PoolPeerKillTests {
     @Test func peerKilledWithRequestsInFlight_everyWaiterFailsClearly_noneHangs() async throws {
-        let listener = try await ListenProcess()
+        let listener = try await ListenProcess(within: .seconds(20))
         // Short enough to see a dead peer quickly, long enough that a loaded 2-core machine
         // (the whole suite runs in parallel) never starves a live one into an idle timeout.
         let idle = Duration.seconds(5)
@@ -16,7 +16,7 @@ struct PoolPeerKillTests {
             poolConfiguration { $0.ackTimeout = .seconds(5); $0.connectTimeout = .seconds(15) },
             quic: quicConfiguration { $0.idleTimeout = idle }
         ) { pool in
-            let peer = listener.peer()
+            let peer = try listener.peer()
             #expect(try await echoRoundTrip(pool, peer, "warm") == "warm")
 
             // 300 requests, each opening an echo stream and waiting for the echo; kill mid-way.
@@ -50,7 +50,7 @@ struct PoolPeerKillTests {
                 }
             }
             while await started.value < 300 { await Task.yield() }
-            listener.kill()
+            await listener.kill()
             let clock = ContinuousClock()
             let killedAt = clock.now
             let outcomes = try await within(idle + .seconds(15), "the 300 requests to fail") { await results.value }

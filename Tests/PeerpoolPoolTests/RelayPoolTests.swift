@@ -56,7 +56,7 @@ struct RelayPoolTests {
         let target = PeerAddress(peer.key.id52)
         #expect(try await echoRoundTrip(pool, target, "before") == "before")
 
-        relay.kill()
+        await relay.kill()
         relay = try await PythonTestRelay.start(port: port)
         try await client.waitUntilConnected(timeout: .seconds(20))
 

@@ -21,36 +21,39 @@ struct TwoStreamFlowControlTests {
         // a core. Two threads for up to a minute starved every other test into its timeouts.
         let load = underLoad ? BusyLoad(threads: 1, atMost: .seconds(10)) : nil
         defer { load?.stop() }
-        let listener = try await ListenProcess()
-        defer { listener.kill() }
-        try await withPool(quic: quicConfiguration { $0.idleTimeout = .seconds(30) }) { pool in
-            let peer = listener.peer()
-            let header = ProtocolHeader(.generic("source"), extra: "\(1 << 30)")
-            let a = try await pool.getStream(header, to: peer)
-            let b = try await pool.getStream(header, to: peer)
-            try await a.finish()
-            try await b.finish()
+        let listener = try await ListenProcess(within: .seconds(20))
+        try await withCleanup {
+            try await withPool(quic: quicConfiguration { $0.idleTimeout = .seconds(30) }) { pool in
+                let peer = try listener.peer()
+                let header = ProtocolHeader(.generic("source"), extra: "\(1 << 30)")
+                let a = try await pool.getStream(header, to: peer)
+                let b = try await pool.getStream(header, to: peer)
+                try await a.finish()
+                try await b.finish()
 
-            // A: 256 KiB, then left alone. B: 8 MiB meanwhile. Then A again: 8 MiB more.
-            let first = try await Self.read(a, atLeast: 256 << 10, "A's first 256 KiB")
-            let moved = try await Self.read(b, atLeast: 8 << 20, "8 MiB on B while A is not read")
-            let resumed: Int
-            do {
-                resumed = try await Self.read(a, atLeast: 8 << 20, "8 MiB on A once it is read again")
-            } catch {
-                // Diagnosis: does reading B again release A?
-                let more = (try? await Self.read(b, atLeast: 16 << 20, stall: .seconds(5), "B again")) ?? -1
-                let after = (try? await Self.read(a, atLeast: 1 << 20, stall: .seconds(5), "A after B")) ?? -1
-                Issue.record("\(error); then B gave \(more) more bytes and A \(after)")
-                return
+                // A: 256 KiB, then left alone. B: 8 MiB meanwhile. Then A again: 8 MiB more.
+                let first = try await Self.read(a, atLeast: 256 << 10, "A's first 256 KiB")
+                let moved = try await Self.read(b, atLeast: 8 << 20, "8 MiB on B while A is not read")
+                let resumed: Int
+                do {
+                    resumed = try await Self.read(a, atLeast: 8 << 20, "8 MiB on A once it is read again")
+                } catch {
+                    // Diagnosis: does reading B again release A?
+                    let more = (try? await Self.read(b, atLeast: 16 << 20, stall: .seconds(5), "B again")) ?? -1
+                    let after = (try? await Self.read(a, atLeast: 1 << 20, stall: .seconds(5), "A after B")) ?? -1
+                    Issue.record("\(error); then B gave \(more) more bytes and A \(after)")
+                    return
+                }
+                #expect(first >= 256 << 10)
+                #expect(moved >= 8 << 20)
+                #expect(resumed >= 8 << 20)
+                await a.reset(code: 0)
+                await b.reset(code: 0)
+                await a.stopSending(code: 0)
+                await b.stopSending(code: 0)
             }
-            #expect(first >= 256 << 10)
-            #expect(moved >= 8 << 20)
-            #expect(resumed >= 8 << 20)
-            await a.reset(code: 0)
-            await b.reset(code: 0)
-            await a.stopSending(code: 0)
-            await b.stopSending(code: 0)
+        } cleanup: {
+            await listener.kill()
         }
     }
 

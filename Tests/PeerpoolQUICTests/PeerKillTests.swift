@@ -33,7 +33,7 @@ struct PeerKillTests {
             }
             #expect(flowing == true)
             let clock = ContinuousClock()
-            peer.kill()
+            await peer.kill()
             let killedAt = clock.now
 
             // Neither side may hang: both must fail, and near the idle timeout (the slack is for

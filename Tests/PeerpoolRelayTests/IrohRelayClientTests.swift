@@ -173,7 +173,7 @@ import Testing
         a.client.send(ByteBuffer(bytes: [1]), segmentSize: nil, to: b.id)
         try await b.recorder.wait(until: "the first datagram") { b.recorder.bytes(from: a.id) == [1] }
 
-        relay.kill()
+        await relay.kill()
         try await a.recorder.wait(until: "a notices the relay is gone") { !a.recorder.failures.isEmpty }
         try await b.recorder.wait(until: "b notices the relay is gone") { !b.recorder.failures.isEmpty }
         // Sent while disconnected: dropped and counted, like UDP.
@@ -291,7 +291,7 @@ import Testing
     @Test func close_whileReconnectingToADeadRelay_returnsPromptly() async throws {
         let relay = try await PythonTestRelay.start()
         let url = relay.url
-        relay.kill()
+        await relay.kill()
         let a = try await endpoint(url, connect: false)
         try await a.recorder.wait(until: "two failed attempts") { a.recorder.failures.count >= 2 }
         #expect(a.recorder.failures.allSatisfy { $0.code == .relayUnreachable })
@@ -315,7 +315,7 @@ import Testing
         let relay = try await PythonTestRelay.start()
         let elapsed = try await IrohRelayClient.probe(url: relay.url)
         #expect(elapsed > .zero && elapsed < .seconds(5))
-        relay.kill()
+        await relay.kill()
         await #expect(throws: RelayError(.relayProbeFailed, "")) { _ = try await IrohRelayClient.probe(url: relay.url, timeout: .seconds(1)) }
     }
 }

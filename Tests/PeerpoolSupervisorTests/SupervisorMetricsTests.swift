@@ -79,11 +79,11 @@ struct SupervisorMetricsTests {
         let url = try #require(taken.metricsURL)
         let port = String(url.split(separator: ":").last!.prefix { $0.isNumber })
         let directory = try ScratchDirectory()
-        let second = try TestProcess(
-            peerpool: ["serve", "--workers", "1", "--runtime-dir", directory.path, "--metrics", "127.0.0.1:\(port)"],
-            standardError: directory.file("serve.log"))
-        let status = await second.waitForExit(within: SupervisorFixture.deadline)
-        let log = (try? String(contentsOfFile: directory.file("serve.log"), encoding: .utf8)) ?? ""
+        let second = try await TestChild.run(
+            .peerpool(["serve", "--workers", "1", "--runtime-dir", directory.path, "--metrics", "127.0.0.1:\(port)"]),
+            within: SupervisorFixture.deadline)
+        let status = second.status
+        let log = second.stderr
         #expect(status != nil && status != 0, "\(String(describing: status))")
         #expect(log.contains("bind_failed") && log.contains("cannot serve metrics on 127.0.0.1:\(port)"), "\(log)")
         directory.remove()

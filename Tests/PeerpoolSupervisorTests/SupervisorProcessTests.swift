@@ -48,7 +48,7 @@ struct SupervisorProcessTests {
                 await outcome { _ = try await stream.read() }
             }
             #expect(streamFailure.code == "supervisor_lost", "\(streamFailure)")
-            #expect(await serve.child.waitForExit(within: SupervisorFixture.deadline) == -SIGKILL)
+            #expect(await serve.child.exit(within: SupervisorFixture.deadline)?.status == -SIGKILL)
 
             // The workers follow their supervisor (parent-death signal, end of standard input).
             let survivors = await ProcessTable.waitUntilGone(workers, within: .seconds(10))
@@ -97,7 +97,7 @@ struct SupervisorProcessTests {
             try await stream.finish()
             #expect(try await stream.readToEnd(limit: 1024).readableBytes == 0)
 
-            let status = await serve.child.waitForExit(within: grace + .seconds(20))
+            let status = await serve.child.exit(within: grace + .seconds(20))?.status
             #expect(status == 0, "peerpool serve should exit 0 after draining; log: \(serve.log)")
             #expect(ContinuousClock.now - drainStarted < grace, "serve waited out its grace period instead of ending with the last stream")
             let survivors = await ProcessTable.waitUntilGone(workers, within: .seconds(10))
@@ -150,7 +150,7 @@ struct SupervisorProcessTests {
         }
         await client.close()
         serve.child.signal(SIGTERM)
-        #expect(await serve.child.waitForExit(within: SupervisorFixture.deadline) == 0, "log: \(serve.log)")
+        #expect(await serve.child.exit(within: SupervisorFixture.deadline)?.status == 0, "log: \(serve.log)")
         #expect(await ProcessTable.waitUntilGone(workers, within: .seconds(10)).isEmpty)
         await serve.kill()
     }
@@ -212,12 +212,12 @@ struct SupervisorProcessTests {
                     break
                 time.sleep(0.01)
             """
-        let python = try TestProcess("/usr/bin/python3", ["-c", program, examples, serve.endpoint])
-        let ready = await python.nextLine()
+        let python = try TestChild(.program("/usr/bin/python3", ["-c", program, examples, serve.endpoint]))
+        let ready = try? await python.nextLine(within: SupervisorFixture.deadline)
         #expect(ready == "READY")
         serve.child.signal(SIGKILL)
         let killed = ContinuousClock.now
-        let line = await python.nextLine(within: .seconds(20))
+        let line = try? await python.nextLine(within: .seconds(20))
         let took = ContinuousClock.now - killed
         #expect(line == "supervisor_lost", "the Python client reported \(line ?? "nothing") \(took) after the supervisor died")
         #expect(took < .seconds(5), "supervisor_lost took \(took)")

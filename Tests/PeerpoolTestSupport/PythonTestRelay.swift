@@ -6,43 +6,33 @@ import Foundation
 /// released or by ``kill()``; ``start(port:arguments:)`` with the same port brings it back.
 public final class PythonTestRelay: Sendable {
     public let port: Int
-    private let child: PythonLineChild
+    private let child: TestChild
 
-    public static let script = PythonInterop.repositoryRoot.appendingPathComponent("Tests/PeerpoolTestSupport/Scripts/iroh_relay.py")
+    private static let script = "Tests/PeerpoolTestSupport/Scripts/iroh_relay.py"
 
     /// `http://127.0.0.1:<port>`, as a relay client takes it.
     public var url: String { "http://127.0.0.1:\(port)" }
 
-    private init(port: Int, child: PythonLineChild) {
+    private init(port: Int, child: TestChild) {
         self.port = port
         self.child = child
-    }
-
-    deinit {
-        child.stop()
     }
 
     /// Starts a relay on `port` (0: any free port) once it reported its port. `arguments`:
     /// `--v1`, `--refuse REASON`, `--garbage-once`, `--no-pong`, `--tls-dir DIR`,
     /// `--receive-buffer BYTES`, `--log-pings` (see the script's docstring).
     public static func start(port: Int = 0, arguments: [String] = [], within timeout: Duration = .seconds(30)) async throws -> PythonTestRelay {
-        guard FileManager.default.isExecutableFile(atPath: PythonInterop.interpreter.path) else {
-            throw TestSupportError("\(PythonInterop.interpreter.path) is missing: run `deploy/setup.sh --test` in \(PythonInterop.repositoryRoot.path)")
-        }
-        let child = try PythonLineChild(
-            executable: PythonInterop.interpreter,
-            arguments: ["-u", script.path, "--port", "\(port)"] + arguments,
-            name: "iroh relay", lineLimit: 1 << 16, transcriptLimit: 400, makeError: { TestSupportError($0) })
+        var command = try PythonInterop.command("iroh relay", script: script, arguments: ["--port", "\(port)"] + arguments)
+        command.transcriptLimit = 400
+        let child = try TestChild(command)
         do {
-            let line = try await child.awaitLine(within: timeout, description: "LISTENING") { unread in
-                unread.firstIndex { $0.hasPrefix("LISTENING ") }.map { unread.remove(at: $0) }
-            }
-            guard let port = Int(line.dropFirst("LISTENING ".count)) else {
-                throw TestSupportError("iroh relay printed \(line)\n\(child.transcript)")
+            let announced = try await child.value(of: "LISTENING", within: timeout)
+            guard let port = Int(announced) else {
+                throw TestChildError(.unexpectedOutput, child: child.name, "announced LISTENING \(announced)", transcript: child.transcript)
             }
             return PythonTestRelay(port: port, child: child)
         } catch {
-            child.stop()
+            await child.kill()
             throw error
         }
     }
@@ -50,11 +40,7 @@ public final class PythonTestRelay: Sendable {
     /// The rest of the next unread `<keyword> ...` line (ACCEPTED, REFUSED, GONE, GARBAGE, PING),
     /// consumed; other lines stay unread. Throws, with the transcript, after `timeout`.
     public func value(of keyword: String, within timeout: Duration = .seconds(20)) async throws -> String {
-        let prefix = keyword + " "
-        let line = try await child.awaitLine(within: timeout, description: keyword) { unread in
-            unread.firstIndex { $0.hasPrefix(prefix) }.map { unread.remove(at: $0) }
-        }
-        return String(line.dropFirst(prefix.count))
+        try await child.value(of: keyword, within: timeout)
     }
 
     /// Sends frame 12 (restarting) to every connected client.
@@ -79,7 +65,7 @@ public final class PythonTestRelay: Sendable {
         // forwarded <frames> <bytes> dropped <frames> gone <frames>
         guard fields.count == 7, let forwarded = Int(fields[1]), let bytes = Int(fields[2]), let dropped = Int(fields[4]),
               let gone = Int(fields[6]) else {
-            throw TestSupportError("iroh relay printed STATS \(fields)\n\(child.transcript)")
+            throw TestChildError(.unexpectedOutput, child: child.name, "printed STATS \(fields)", transcript: child.transcript)
         }
         return Stats(forwarded: forwarded, forwardedBytes: bytes, dropped: dropped, gone: gone)
     }
@@ -88,9 +74,7 @@ public final class PythonTestRelay: Sendable {
     /// their sockets fill and their writes back up.
     public func pauseReading() async throws {
         try child.writeLine("pause")
-        _ = try await child.awaitLine(within: .seconds(10), description: "PAUSED") { unread in
-            unread.firstIndex(of: "PAUSED").map { unread.remove(at: $0) }
-        }
+        _ = try await child.nextLine(matching: { $0 == "PAUSED" }, within: .seconds(10), "PAUSED")
     }
 
     /// Reads from clients again.
@@ -98,9 +82,10 @@ public final class PythonTestRelay: Sendable {
         try child.writeLine("resume")
     }
 
-    /// SIGKILL: every connection drops without a close; the port is free for a new relay.
-    public func kill() {
-        child.stop()
+    /// SIGKILL: every connection drops without a close; once this returns the port is free
+    /// for a new relay.
+    public func kill() async {
+        await child.kill()
     }
 
     public var transcript: String { child.transcript }

@@ -4,41 +4,32 @@ import Synchronization
 /// A Python test server from `Tests/PeerpoolDiscoveryTests/Interop/` run with `.venv-test`'s
 /// interpreter: it prints "LISTENING <port>" and then one line per event (`dns_server.py`:
 /// "QUERY <name>"; `pkarr_relay.py`: "PUT <z32> ..."), so a test can tell what reached it.
-/// Stopped (stdin closed, then terminated) when released.
-/// `@unchecked`: the Process and Pipe are only touched in init and deinit.
-public final class PythonTestServer: @unchecked Sendable {
-    let process: Process
-    let stdin: Pipe
+/// Killed when released.
+public final class PythonTestServer: Sendable {
+    private let child: TestChild
     public let port: Int
-    /// Every line after LISTENING. Finished when the server exits, or after `deadline` so a
-    /// test waiting for a line that never comes fails instead of hanging. The default is just
-    /// under the tests' one-minute limit: under heavy load 30 s was seen to run out first.
-    public let lines: AsyncStream<String>
+    /// When `nextLine` stops waiting, so a test waiting for a line that never comes fails
+    /// instead of hanging. By default 55 s after the start, just under the tests' one-minute
+    /// limit: under heavy load 30 s was seen to run out first.
+    private let deadline: ContinuousClock.Instant
 
     public init(script name: String, arguments: [String] = [], deadline: Duration = .seconds(55)) async throws {
-        let script = PythonInterop.repositoryRoot.appendingPathComponent("Tests/PeerpoolDiscoveryTests/Interop/\(name)").path
-        let process = Process()
-        process.executableURL = PythonInterop.interpreter
-        process.arguments = [script] + arguments
-        let output = Pipe(), stdin = Pipe()
-        process.standardOutput = output
-        process.standardInput = stdin
-        let (lines, continuation) = AsyncStream<String>.makeStream(bufferingPolicy: .bufferingOldest(10_000))
-        readLines(from: output.fileHandleForReading, limit: 4096, line: { continuation.yield($0) }, atEnd: { continuation.finish() })
-        try process.run()
-        Task {
-            try? await Task.sleep(for: deadline)
-            continuation.finish()
+        self.deadline = .now + deadline
+        let child = try TestChild(PythonInterop.command(name, script: "Tests/PeerpoolDiscoveryTests/Interop/\(name)", arguments: arguments))
+        do {
+            let first = try await child.nextLine(within: deadline, "LISTENING")
+            guard first.hasPrefix("LISTENING "), let port = Int(first.dropFirst(10)) else {
+                throw TestChildError(
+                    .unexpectedOutput, child: name,
+                    "did not report its port (are dnslib and cryptography in .venv-test? run deploy/setup.sh --test)",
+                    transcript: child.transcript)
+            }
+            self.port = port
+            self.child = child
+        } catch {
+            await child.kill()
+            throw error
         }
-        var iterator = lines.makeAsyncIterator()
-        guard let first = await iterator.next(), first.hasPrefix("LISTENING "), let port = Int(first.dropFirst(10)) else {
-            process.terminate()
-            throw TestSupportError("\(name) did not report its port (are dnslib and cryptography in .venv-test? run deploy/setup.sh --test)")
-        }
-        self.process = process
-        self.stdin = stdin
-        self.port = port
-        self.lines = lines
     }
 
     /// `dns_server.py` answering from `zone`: name → [[ttl, "TXT value"], ...], or "SERVFAIL"
@@ -48,12 +39,10 @@ public final class PythonTestServer: @unchecked Sendable {
         try await self.init(script: "dns_server.py", arguments: [json])
     }
 
-    deinit {
-        try? stdin.fileHandleForWriting.close()
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-        }
+    /// The next line after LISTENING that `matches` accepts, dropping the lines before it; nil
+    /// once the server exited or its deadline passed.
+    public func nextLine(matching matches: (String) -> Bool = { _ in true }) async -> String? {
+        try? await child.nextLine(matching: matches, within: deadline - .now, earlier: .dropped)
     }
 }
 

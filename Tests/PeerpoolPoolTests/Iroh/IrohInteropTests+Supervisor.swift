@@ -20,45 +20,48 @@ extension IrohInteropTests {
             if shards.worker(for: key.id52) == (keys.count < 2 ? 0 : 1) { keys.append(key) }
         }
         try #require(keys.count == 4)
-        var peers: [IrohPeer] = []
-        for key in keys { peers.append(try await IrohPeer.startServer(secret: key)) }
-        defer { peers.forEach { $0.kill() } }
-
-        let directory = try makePrivateDirectory(prefix: "peerpool-iroh-serve")
-        defer { try? FileManager.default.removeItem(at: directory) }
-        var configuration = SupervisorConfiguration()
-        configuration.workers = 2
-        configuration.runtimeDirectory = directory.path
-        configuration.workerCommand = [peerpoolExecutable.path, "worker"]
-        var logger = Logger(label: "iroh-serve-test")
-        logger.logLevel = .error
-        let supervisor = try Supervisor(configuration: configuration, identities: [SecretKey.generate()], logger: logger)
-        try await supervisor.start()
-        do {
-            let client = try await supervisor.client(configuration: .init(requestTimeout: .seconds(30)))
-            for (index, peer) in peers.enumerated() {
-                #expect(supervisor.shard(for: peer.id52) == (index < 2 ? 0 : 1))
-                let address = PeerAddress(peer.id52, at: try peer.socketAddress)
-                let stream = try await client.getStream(ProtocolHeader(.generic("echo")), to: address)
-                let text = "hello iroh peer \(index) through shard \(index < 2 ? 0 : 1)"
-                try await stream.write(Array(text.utf8))
-                try await stream.finish()
-                #expect(String(buffer: try await stream.readToEnd(limit: 1024)) == text)
+        var started: [IrohPeer] = []
+        for key in keys { started.append(try await IrohPeer.startServer(secret: key)) }
+        let peers = started
+        try await withCleanup {
+            let directory = try makePrivateDirectory(prefix: "peerpool-iroh-serve")
+            defer { try? FileManager.default.removeItem(at: directory) }
+            var configuration = SupervisorConfiguration()
+            configuration.workers = 2
+            configuration.runtimeDirectory = directory.path
+            configuration.workerCommand = [peerpoolExecutable.path, "worker"]
+            var logger = Logger(label: "iroh-serve-test")
+            logger.logLevel = .error
+            let supervisor = try Supervisor(configuration: configuration, identities: [SecretKey.generate()], logger: logger)
+            try await supervisor.start()
+            do {
+                let client = try await supervisor.client(configuration: .init(requestTimeout: .seconds(30)))
+                for (index, peer) in peers.enumerated() {
+                    #expect(supervisor.shard(for: peer.id52) == (index < 2 ? 0 : 1))
+                    let address = PeerAddress(peer.id52, at: try peer.socketAddress)
+                    let stream = try await client.getStream(ProtocolHeader(.generic("echo")), to: address)
+                    let text = "hello iroh peer \(index) through shard \(index < 2 ? 0 : 1)"
+                    try await stream.write(Array(text.utf8))
+                    try await stream.finish()
+                    #expect(String(buffer: try await stream.readToEnd(limit: 1024)) == text)
+                }
+                // Each worker holds its two iroh peers' connections (heartbeats carry the count).
+                let deadline = ContinuousClock.now + .seconds(15)
+                var counts: [Int] = []
+                while ContinuousClock.now < deadline {
+                    counts = try await supervisor.status().workers.map(\.connections)
+                    if counts == [2, 2] { break }
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+                #expect(counts == [2, 2], "connections per worker: \(counts)")
+                await client.close()
+            } catch {
+                await supervisor.shutdown()
+                throw error
             }
-            // Each worker holds its two iroh peers' connections (heartbeats carry the count).
-            let deadline = ContinuousClock.now + .seconds(15)
-            var counts: [Int] = []
-            while ContinuousClock.now < deadline {
-                counts = try await supervisor.status().workers.map(\.connections)
-                if counts == [2, 2] { break }
-                try await Task.sleep(for: .milliseconds(100))
-            }
-            #expect(counts == [2, 2], "connections per worker: \(counts)")
-            await client.close()
-        } catch {
             await supervisor.shutdown()
-            throw error
+        } cleanup: {
+            for peer in peers { await peer.kill() }
         }
-        await supervisor.shutdown()
     }
 }

@@ -42,7 +42,7 @@ struct IrohInteropTests {
             for _ in 0..<3 { _ = try await pool.ping(peer) }
 
             // The reproduction: `peerpool ping ID52@127.0.0.1:PORT` used to fail with alert 40.
-            let output = try await CLIProcess.run(["ping", "\(iroh.id52)@127.0.0.1:\(iroh.port)", "--count", "3"])
+            let output = try await TestChild.runPeerpool(["ping", "\(iroh.id52)@127.0.0.1:\(iroh.port)", "--count", "3"])
             #expect(output.status == 0, "\(output)")
             #expect(output.stdout.components(separatedBy: "pong from \(iroh.id52)").count == 4, "\(output)")
             #expect(iroh.values(of: "STREAM").filter { $0 == "\"Ping\"" }.count == 6, "\(iroh.transcript)")
@@ -117,7 +117,7 @@ struct IrohInteropTests {
             }
             #expect(flowing == true)
             let clock = ContinuousClock()
-            iroh.kill()
+            await iroh.kill()
             let killedAt = clock.now
             #expect(await completes(reader, within: idle + .seconds(5)))
             #expect(await completes(writer, within: idle + .seconds(5)))
@@ -199,7 +199,7 @@ struct IrohInteropTests {
             let client = try await IrohPeer.startClient(peer: server.key.id52, port: server.port, ["--mode", "hold"])
             _ = try await client.value(of: "HOLDING", within: .seconds(60))
             let clock = ContinuousClock()
-            client.kill()
+            await client.kill()
             let killedAt = clock.now
             let result = try await within(idle + .seconds(5), "the held stream's outcome") {
                 for await result in outcomes { return result }
@@ -238,36 +238,24 @@ struct IrohInteropTests {
     }
 
     @Test func irohDialsEachIdentityOfListenWithASocketPerIdentity() async throws {
-        let output = Pipe()
-        let child = try PeerpoolChild(
-            ["listen", "--address", "127.0.0.1:0", "--identities", "3", "--socket-per-identity", "--exit-on-stdin-eof"],
-            standardOutput: output)
-        // Lines arrive from a reading thread, so no blocking read holds a cooperative thread.
-        let (arriving, continuation) = AsyncStream<String>.makeStream()
-        readLines(from: output.fileHandleForReading, limit: 1 << 16) { continuation.yield($0) } atEnd: { continuation.finish() }
-        let lines = try await within(.seconds(20), "4 lines") {
-            var lines: [String] = []
-            for await line in arriving {
-                lines.append(line)
-                if lines.count == 4 { break }
+        let listen = TestChild.Command.peerpool(
+            ["listen", "--address", "127.0.0.1:0", "--identities", "3", "--socket-per-identity", "--exit-on-stdin-eof"])
+        try await withTestChild(listen) { child in
+            let lines = try await child.nextLines(4, within: .seconds(20))
+            #expect(lines.first?.hasPrefix("LISTENING 127.0.0.1 ") == true, "\(lines)")
+            let peers = try lines.dropFirst().map { try PeerAddress(parsing: $0) }
+            #expect(peers.count == 3)
+            #expect(Set(peers.compactMap { $0.socketAddress?.port }).count == 3, "one port each: \(lines)")
+            for peer in peers {
+                let run = try await IrohPeer.runClient(peer: peer.id52, port: peer.socketAddress?.port ?? 0, ["--mode", "ping"])
+                #expect(run.lines.contains("PONG ok"), "\(run.transcript)")
             }
-            return lines
         }
-        withExtendedLifetime(child) {}
-        #expect(lines.first?.hasPrefix("LISTENING 127.0.0.1 ") == true, "\(lines)")
-        let peers = try lines.dropFirst().map { try PeerAddress(parsing: $0) }
-        #expect(peers.count == 3)
-        #expect(Set(peers.compactMap { $0.socketAddress?.port }).count == 3, "one port each: \(lines)")
-        for peer in peers {
-            let run = try await IrohPeer.runClient(peer: peer.id52, port: peer.socketAddress?.port ?? 0, ["--mode", "ping"])
-            #expect(run.lines.contains("PONG ok"), "\(run.transcript)")
-        }
-        withExtendedLifetime(child) {}
     }
 
     @Test func irohDialsPeerpool_ourCommandLineListener() async throws {
-        let listener = try await ListenProcess()
-        let run = try await IrohPeer.runClient(peer: listener.identities[0], port: listener.address.port ?? 0, ["--mode", "ping", "--count", "2"])
+        let listener = try await ListenProcess(within: .seconds(20))
+        let run = try await IrohPeer.runClient(peer: listener.identities[0], port: listener.port, ["--mode", "ping", "--count", "2"])
         #expect(run.status == 0, "\(run.transcript)")
         #expect(run.lines.filter { $0 == "PONG ok" }.count == 2, "\(run.transcript)")
     }

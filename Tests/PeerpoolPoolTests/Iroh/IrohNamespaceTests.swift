@@ -1,6 +1,5 @@
 import Foundation
 import PeerpoolTestSupport
-import Synchronization
 import Testing
 
 /// Runs `IrohInteropTests` (this same test binary, filtered) inside a fresh network namespace
@@ -72,41 +71,25 @@ struct IrohNamespaceTests {
     private static func run(
         testBinary: URL, arguments: [String], userNamespace: Bool, resolvConf: URL?
     ) async throws -> (status: Int32, output: String, namespaceFailed: Bool) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
         // The marker tells a failure to set up the namespace from a failure of the tests.
         let mount = resolvConf == nil ? "" : #"mount --bind "$\#(LoopbackNamespace.resolvConfVariable)" /etc/resolv.conf || { echo "NAMESPACE_SETUP_FAILED"; exit 97; }; "#
         let script = #"ip link set lo up || { echo "NAMESPACE_SETUP_FAILED"; exit 97; }; "# + mount + #"exec "$0" "$@""#
         let namespaces = resolvConf == nil ? ["--net"] : ["--net", "--mount"]
-        process.arguments = (userNamespace ? ["--map-root-user"] : []) + namespaces + ["--", "/bin/sh", "-c", script, testBinary.path] + arguments
+        var command = TestChild.Command.program(
+            "/usr/bin/unshare",
+            (userNamespace ? ["--map-root-user"] : []) + namespaces + ["--", "/bin/sh", "-c", script, testBinary.path] + arguments)
         var environment = ProcessInfo.processInfo.environment
         environment[LoopbackNamespace.environmentVariable] = "1"
         environment[LoopbackNamespace.resolvConfVariable] = resolvConf?.path
-        process.environment = environment
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let lines = Mutex<[String]>([])
-        let finished = AsyncStream<Void>.makeStream()
-        readLines(from: output.fileHandleForReading, limit: 1 << 16) { line in
-            lines.withLock { $0.append(line) }
-        } atEnd: {
-            finished.continuation.finish()
-        }
+        command.environment = environment
+        command.standardInput = .null
+        command.standardError = .standardOutput
         // Bounded by this test's time limit, which cancels us: then the inner run is killed; its
         // iroh peers exit when their stdin (held by the inner run) closes.
-        let pid = process.processIdentifier
-        await withTaskCancellationHandler {
-            for await _ in finished.stream {}
-        } onCancel: {
-            kill(pid, SIGKILL)
-        }
-        process.waitUntilExit()
-        let text = lines.withLock { $0.joined(separator: "\n") }
-        let namespaceFailed = process.terminationStatus != 0
-            && (text.contains("NAMESPACE_SETUP_FAILED") || text.contains("unshare: "))
-        return (process.terminationStatus, text, namespaceFailed)
+        let result = try await TestChild.run(command, within: .seconds(8 * 60))
+        let text = result.stdout
+        let status = result.termination?.status ?? -1
+        let namespaceFailed = status != 0 && (text.contains("NAMESPACE_SETUP_FAILED") || text.contains("unshare: "))
+        return (status, text, namespaceFailed)
     }
 }

@@ -109,7 +109,9 @@ struct IrohRecordServer {
     /// The next line starting with `prefix`; throws if the server's line stream ends first (it
     /// exits, or its deadline passes).
     func line(startingWith prefix: String) async throws -> String {
-        for await line in server.lines where line.hasPrefix(prefix) { return line }
-        throw IrohPeerError("pkarr_relay.py printed no line starting with \(prefix)")
+        guard let line = await server.nextLine(matching: { $0.hasPrefix(prefix) }) else {
+            throw IrohPeerError("pkarr_relay.py printed no line starting with \(prefix)")
+        }
+        return line
     }
 }

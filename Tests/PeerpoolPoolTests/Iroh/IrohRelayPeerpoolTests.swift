@@ -23,7 +23,7 @@ extension IrohRelayHarnessTests {
                 // The command line: DNS discovery through /etc/resolv.conf (127.0.0.1:53 here),
                 // then pkarr straight from the relay.
                 for discovery in [["--dns-origin", "dns.iroh.link"], ["--pkarr-relay", dns.url]] {
-                    let output = try await CLIProcess.run(["ping", "\(iroh.id52)", "--count", "3"] + discovery, timeout: .seconds(60))
+                    let output = try await TestChild.runPeerpool(["ping", "\(iroh.id52)", "--count", "3"] + discovery, within: .seconds(60))
                     #expect(output.status == 0, "\(discovery): \(output)")
                     #expect(output.stdout.components(separatedBy: "pong from \(iroh.id52)").count == 4, "\(output)")
                 }
@@ -45,7 +45,7 @@ extension IrohRelayHarnessTests {
             let relay = try await PythonTestRelay.start()
             let dns = try await IrohRecordServer.start()
             // `--relay URL`: the home relay `listen` keeps a connection to and publishes.
-            let listener = try await CLIProcess.Listener(["--pkarr-relay", dns.url, "--relay", relay.url])
+            let listener = try await ListenProcess(["--pkarr-relay", dns.url, "--relay", relay.url])
             let id = listener.identities[0]
             let put = try await dns.line(startingWith: "PUT \(ZBase32.encode(id)) ")
             #expect(put.contains("relay=\(relay.url)"), "\(put)")
@@ -85,7 +85,7 @@ extension IrohRelayHarnessTests {
                             return "failed: \(error)"
                         }
                     }
-                    relay.kill()
+                    await relay.kill()
                     let again = try await PythonTestRelay.start(port: relay.port)
                     _ = try await again.value(of: "ACCEPTED", within: .seconds(30))
                     try? await stream.write(EchoPattern.buffer(0, 64 * 1024))

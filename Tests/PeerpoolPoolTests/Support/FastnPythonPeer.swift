@@ -1,16 +1,15 @@
 import Foundation
 import PeerpoolIdentity
 import PeerpoolTestSupport
-import Synchronization
 
 /// `Interop/fastn_peer.py` in a child process: an aioquic (independent QUIC stack) peer speaking
 /// fastn-net's stream protocol, as a server (`startServer`) or a one-shot client (`runClient`).
 /// The script's docstring lists its stdout lines (`READY`, `SNI`, `PEER`, `STREAM`, `BADHEADER`;
 /// `SERVERKEY`, `PONG`, `ECHO`, `NOACK`, `GARBAGE`, `AFTER_GARBAGE`).
 ///
-/// Like PeerpoolQUICTests' `PythonPeer`, on the same PeerpoolTestSupport helpers, but lines are
-/// queued and polled with deadlines, so a timed-out wait loses nothing. `deinit` kills the child;
-/// a server also exits by itself when our end of its stdin closes.
+/// Each wait takes the next line of its kind and drops the lines before it (they stay in the
+/// transcript). Killed when released; a server also exits by itself when our end of its stdin
+/// closes.
 final class FastnPythonPeer: Sendable {
     enum ClientMode: String, Sendable {
         case ping, echo, garbage
@@ -18,32 +17,39 @@ final class FastnPythonPeer: Sendable {
 
     /// The server's UDP port on 127.0.0.1.
     let port: Int
-    private let child: Child
+    private let child: TestChild
+    /// The server's certificate and key files.
+    private let directory: URL
 
-    static let repositoryRoot = PythonInterop.repositoryRoot
-    static let interpreter = PythonInterop.interpreter
-    static let script = repositoryRoot.appendingPathComponent("Tests/PeerpoolPoolTests/Interop/fastn_peer.py")
+    static let script = "Tests/PeerpoolPoolTests/Interop/fastn_peer.py"
 
-    private init(port: Int, child: Child) {
+    private init(port: Int, child: TestChild, directory: URL) {
         self.port = port
         self.child = child
+        self.directory = directory
     }
 
     deinit {
-        child.stop()
+        try? FileManager.default.removeItem(at: directory)
     }
 
     /// A server on 127.0.0.1 presenting `certPEM`, once it reported its port.
     static func startServer(
         certPEM: String, keyPEM: String, arguments: [String] = [], within timeout: Duration = .seconds(20)
     ) async throws -> FastnPythonPeer {
-        let child = try Child(["server", "--host", "127.0.0.1", "--port", "0"] + arguments, certPEM: certPEM, keyPEM: keyPEM)
+        let (directory, certificate, key) = try writeCredentials(certificatePEM: certPEM, keyPEM: keyPEM, prefix: "peerpool-fastn")
         do {
-            let ready = try await child.value(of: "READY", within: timeout)
-            guard let port = Int(ready) else { throw FastnPythonPeerError("fastn peer reported port \"\(ready)\"") }
-            return FastnPythonPeer(port: port, child: child)
+            let child = try TestChild(command(["server", "--host", "127.0.0.1", "--port", "0"] + arguments, certificate, key))
+            do {
+                let ready = try await child.value(of: "READY", within: timeout, earlier: .dropped)
+                guard let port = Int(ready) else { throw FastnPythonPeerError("fastn peer reported port \"\(ready)\"") }
+                return FastnPythonPeer(port: port, child: child, directory: directory)
+            } catch {
+                await child.kill()
+                throw error
+            }
         } catch {
-            child.stop()
+            try? FileManager.default.removeItem(at: directory)
             throw error
         }
     }
@@ -60,17 +66,19 @@ final class FastnPythonPeer: Sendable {
         mode: ClientMode, port: Int, sni: String, certPEM: String, keyPEM: String,
         arguments: [String] = [], within timeout: Duration = .seconds(15)
     ) async throws -> [String] {
-        let child = try Child(
-            ["client", "--host", "127.0.0.1", "--port", "\(port)", "--sni", sni, "--mode", mode.rawValue] + arguments,
-            certPEM: certPEM, keyPEM: keyPEM)
-        defer { child.stop() }
-        guard let status = try await child.exitStatus(within: timeout) else {
-            throw FastnPythonPeerError("fastn client (\(mode)) still running after \(timeout)\n\(child.transcript)")
+        let (directory, certificate, key) = try writeCredentials(certificatePEM: certPEM, keyPEM: keyPEM, prefix: "peerpool-fastn")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let output = try await TestChild.run(
+            command(["client", "--host", "127.0.0.1", "--port", "\(port)", "--sni", sni, "--mode", mode.rawValue] + arguments,
+                    certificate, key),
+            within: timeout)
+        guard !output.timedOut else {
+            throw FastnPythonPeerError("fastn client (\(mode)) still running after \(timeout)\n\(output.transcript)")
         }
-        guard status == 0 else {
-            throw FastnPythonPeerError("fastn client (\(mode)) exited with \(status)\n\(await child.finalTranscript())")
+        guard output.status == 0 else {
+            throw FastnPythonPeerError("fastn client (\(mode)) exited with \(output.termination.map { "\($0)" } ?? "nothing")\n\(output.transcript)")
         }
-        return child.takeLines { _ in true }
+        return output.lines
     }
 
     static func runClient(
@@ -86,21 +94,30 @@ final class FastnPythonPeer: Sendable {
     /// The rest of the next stdout line starting with `keyword` and a space; earlier lines are
     /// skipped (they stay in `transcript`).
     func value(of keyword: String, within timeout: Duration = .seconds(15)) async throws -> String {
-        try await child.value(of: keyword, within: timeout)
+        try await child.value(of: keyword, within: timeout, earlier: .dropped)
     }
 
     /// The next whole `STREAM <json>` or `BADHEADER <reason>` line (one per stream the server
     /// saw a header on), skipping other lines.
     func nextStreamLine(within timeout: Duration = .seconds(15)) async throws -> String {
-        let line = try await child.nextLine(within: timeout, description: "STREAM or BADHEADER") {
-            $0.hasPrefix("STREAM ") || $0.hasPrefix("BADHEADER ")
-        }
-        return line
+        try await child.nextLine(
+            matching: { $0.hasPrefix("STREAM ") || $0.hasPrefix("BADHEADER ") }, within: timeout, "STREAM or BADHEADER",
+            earlier: .dropped)
     }
 
     /// Everything the peer wrote so far, prefixed by `stdout:` or `stderr:`.
     var transcript: String {
         child.transcript
+    }
+
+    /// The script with `arguments` and the credential files; a BADHEADER line quotes at most a
+    /// 64 KiB header, so lines far longer than that are dropped.
+    private static func command(_ arguments: [String], _ certificate: URL, _ key: URL) throws -> TestChild.Command {
+        var command = try PythonInterop.command(
+            "fastn peer", script: script,
+            arguments: arguments + ["--cert", certificate.path, "--key", key.path, "--alpn", "/fastn/entity/0.1"])
+        command.lineLimit = 1 << 20
+        return command
     }
 }
 
@@ -109,80 +126,5 @@ struct FastnPythonPeerError: Error, CustomStringConvertible {
 
     init(_ message: String) {
         description = message
-    }
-}
-
-extension FastnPythonPeer {
-    /// The aioquic peer process (a `PythonLineChild`) and its credential files.
-    private final class Child: Sendable {
-        private let child: PythonLineChild
-        private let directory: URL
-
-        init(_ arguments: [String], certPEM: String, keyPEM: String) throws {
-            guard FileManager.default.isExecutableFile(atPath: FastnPythonPeer.interpreter.path) else {
-                throw FastnPythonPeerError(
-                    "\(FastnPythonPeer.interpreter.path) is missing, so the fastn interoperability tests cannot run. "
-                        + "Run `deploy/setup.sh --test` in \(FastnPythonPeer.repositoryRoot.path) to create it.")
-            }
-            let (directory, certificatePath, keyPath) = try writeCredentials(
-                certificatePEM: certPEM, keyPEM: keyPEM, prefix: "peerpool-fastn")
-            self.directory = directory
-            do {
-                // A BADHEADER line quotes at most a 64 KiB header; anything far longer is dropped.
-                child = try PythonLineChild(
-                    executable: FastnPythonPeer.interpreter,
-                    arguments: ["-u", FastnPythonPeer.script.path] + arguments
-                        + ["--cert", certificatePath.path, "--key", keyPath.path, "--alpn", "/fastn/entity/0.1"],
-                    name: "fastn peer", lineLimit: 1 << 20, transcriptLimit: 500, makeError: { FastnPythonPeerError($0) })
-            } catch {
-                try? FileManager.default.removeItem(at: directory)
-                throw FastnPythonPeerError("cannot start \(FastnPythonPeer.interpreter.path): \(error)")
-            }
-        }
-
-        var transcript: String { child.transcript }
-        func finalTranscript(within timeout: Duration = .seconds(3)) async -> String { await child.finalTranscript(within: timeout) }
-        func exitStatus(within timeout: Duration) async throws -> Int32? { try await child.exitStatus(within: timeout) }
-
-        /// Removes and returns the unread stdout lines up to and including the first one
-        /// `matching` accepts; all of them if none does (then only those `matching` accepts).
-        func takeLines(upToFirst: Bool = false, _ matching: (String) -> Bool) -> [String] {
-            child.withUnread { Self.take(&$0, upToFirst: upToFirst, matching) }
-        }
-
-        private static func take(_ unread: inout [String], upToFirst: Bool, _ matching: (String) -> Bool) -> [String] {
-            var taken: [String] = []
-            while !unread.isEmpty {
-                let line = unread.removeFirst()
-                if matching(line) {
-                    taken.append(line)
-                    if upToFirst { break }
-                }
-            }
-            return taken
-        }
-
-        /// The next unread stdout line `matching` accepts, skipping the others. Throws, with the
-        /// transcript, if the child exits or `timeout` passes first.
-        func nextLine(
-            within timeout: Duration, description: String, _ matching: @escaping @Sendable (String) -> Bool
-        ) async throws -> String {
-            try await child.awaitLine(
-                within: timeout, description: description,
-                hint: { $0.contains("No module named") ? " (is aioquic installed? run `deploy/setup.sh --test`)" : "" }
-            ) { Self.take(&$0, upToFirst: true, matching).first }
-        }
-
-        func value(of keyword: String, within timeout: Duration) async throws -> String {
-            let prefix = keyword + " "
-            let line = try await nextLine(within: timeout, description: keyword) { $0.hasPrefix(prefix) }
-            return String(line.dropFirst(prefix.count))
-        }
-
-        /// Kills the child and removes its files.
-        func stop() {
-            child.stop()
-            try? FileManager.default.removeItem(at: directory)
-        }
     }
 }

@@ -1,15 +1,14 @@
 import Foundation
 import PeerpoolIdentity
 import PeerpoolTestSupport
-import Synchronization
 
 /// `Interop/iroh_peer.py` in a child process: a real iroh endpoint (n0's Python bindings) speaking
 /// fastn-net's stream protocol, as a server (`startServer`) or a one-shot client (`runClient`).
 /// The script's docstring lists its stdout lines.
 ///
 /// Only ever started inside a loopback-only network namespace (`LoopbackNamespace`): iroh probes
-/// the LAN gateway. `start` checks that before spawning, and the script checks it again.
-/// `deinit` kills the child; a server also exits when our end of its stdin closes.
+/// the LAN gateway. `command` checks that before spawning, and the script checks it again.
+/// Killed when released; a server also exits when our end of its stdin closes.
 final class IrohPeer: Sendable {
     /// The server's UDP port on 127.0.0.1 and its ID52.
     let port: Int
@@ -18,20 +17,14 @@ final class IrohPeer: Sendable {
     let relayURL: String?
     /// Every UDP port the server bound (`SOCKETS`: iroh adds a `[::]` socket of its own).
     let udpPorts: [Int]
-    private let child: LineChild
+    private let child: TestChild
 
-    static let script = PythonInterop.repositoryRoot.appendingPathComponent("Tests/PeerpoolPoolTests/Interop/iroh_peer.py")
-
-    private init(port: Int, id52: ID52, relayURL: String? = nil, udpPorts: [Int] = [], child: LineChild) {
+    private init(port: Int, id52: ID52, relayURL: String? = nil, udpPorts: [Int] = [], child: TestChild) {
         self.port = port
         self.id52 = id52
         self.relayURL = relayURL
         self.udpPorts = udpPorts
         self.child = child
-    }
-
-    deinit {
-        child.stop()
     }
 
     /// A server on 127.0.0.1, once it reported its port and ID52 and, with a home `relay`
@@ -43,7 +36,7 @@ final class IrohPeer: Sendable {
         if let secret { arguments += ["--secret", hex(secret)] }
         if let relay { arguments += ["--relay", relay] }
         if dnsDiscovery { arguments.append("--dns-discovery") }
-        let child = try LineChild(arguments: arguments)
+        let child = try TestChild(command(arguments))
         do {
             let fields = try await child.value(of: "READY", within: timeout).split(separator: " ")
             guard fields.count == 2, let port = Int(fields[0]), let id52 = try? ID52(parsing: String(fields[1])) else {
@@ -54,51 +47,52 @@ final class IrohPeer: Sendable {
             let relayURL = relay == nil ? nil : try await child.value(of: "RELAY", within: timeout)
             return IrohPeer(port: port, id52: id52, relayURL: relayURL, udpPorts: udpPorts, child: child)
         } catch {
-            child.stop()
+            await child.kill()
             throw error
         }
     }
 
-    /// Runs a client dialling `peer` at 127.0.0.1:`port` and returns its stdout lines once it
-    /// exited. `arguments` are `--mode`, `--count`, `--bytes`, `--streams`, `--secret`. Throws,
-    /// with the transcript, if it runs longer than `timeout`; a non-zero exit is reported in the
-    /// result (`status`), since refusals are expected in some tests.
+    /// Runs a client dialling `peer` at 127.0.0.1:`port` to its end: its `status`, stdout
+    /// `lines` and `transcript`. `arguments` are `--mode`, `--count`, `--bytes`, `--streams`,
+    /// `--secret`. Throws, with the transcript, if it runs longer than `timeout` (and 10 s of
+    /// slack); a non-zero exit is reported in the result, since refusals are expected in some
+    /// tests.
     static func runClient(
         peer: ID52, port: Int, _ arguments: [String], within timeout: Duration = .seconds(60)
-    ) async throws -> (status: Int32, lines: [String], transcript: String) {
+    ) async throws -> TestChild.Output {
         try await runClient(peer: peer, dialling: .address(port: port), arguments, within: timeout)
     }
 
     /// `runClient(peer:port:)` with any way of finding the peer (`Dial`).
     static func runClient(
         peer: ID52, dialling dial: Dial, _ arguments: [String], within timeout: Duration = .seconds(60)
-    ) async throws -> (status: Int32, lines: [String], transcript: String) {
-        let child = try LineChild(arguments: [
-            "client", "--peer", peer.description, "--timeout", "\(timeout.components.seconds)",
-        ] + dial.arguments + arguments)
-        defer { child.stop() }
-        guard let status = try await child.exitStatus(within: timeout + .seconds(10)) else {
-            throw IrohPeerError("iroh client \(arguments) still running after \(timeout)\n\(child.transcript)")
+    ) async throws -> TestChild.Output {
+        let output = try await TestChild.run(
+            command(["client", "--peer", peer.description, "--timeout", "\(timeout.components.seconds)"] + dial.arguments + arguments),
+            within: timeout + .seconds(10))
+        guard !output.timedOut else {
+            throw IrohPeerError("iroh client \(arguments) still running after \(timeout)\n\(output.transcript)")
         }
-        return (status, child.takeAll(), await child.finalTranscript())
+        return output
     }
 
     /// A client dialling `peer` at 127.0.0.1:`port` that runs on (`--mode hold`), once it
-    /// reported its ID52; `port` is then the port it dialled. Killed at `deinit` or `kill()`.
+    /// reported its ID52; `port` is then the port it dialled. Killed when released or by `kill()`.
     static func startClient(peer: ID52, port: Int, _ arguments: [String], lifetime: Duration = .seconds(120)) async throws -> IrohPeer {
-        let child = try LineChild(arguments: [
+        let child = try TestChild(command([
             "client", "--peer", peer.description, "--addr", "127.0.0.1:\(port)", "--timeout", "\(lifetime.components.seconds)",
-        ] + arguments)
+        ] + arguments))
         do {
             let id52 = try ID52(parsing: try await child.value(of: "ID", within: .seconds(30)))
             return IrohPeer(port: port, id52: id52, child: child)
         } catch {
-            child.stop()
+            await child.kill()
             throw error
         }
     }
 
-    /// The rest of the next stdout line starting with `keyword` and a space.
+    /// The rest of the next unread stdout line starting with `keyword` and a space; other lines
+    /// stay unread.
     func value(of keyword: String, within timeout: Duration = .seconds(15)) async throws -> String {
         try await child.value(of: keyword, within: timeout)
     }
@@ -106,15 +100,26 @@ final class IrohPeer: Sendable {
     /// Unread stdout lines starting with `keyword` and a space, without it; consumed.
     func values(of keyword: String) -> [String] {
         let prefix = keyword + " "
-        return child.takeAll { $0.hasPrefix(prefix) }.map { String($0.dropFirst(prefix.count)) }
+        return child.takeUnread { $0.hasPrefix(prefix) }.map { String($0.dropFirst(prefix.count)) }
     }
 
     /// SIGKILL: the peer vanishes without a word.
-    func kill() {
-        child.stop()
+    func kill() async {
+        await child.kill()
     }
 
     var transcript: String { child.transcript }
+
+    /// The script with `arguments`, niced a little (the rest of the suite runs alongside on 2
+    /// cores); only inside the loopback-only namespace.
+    private static func command(_ arguments: [String]) throws -> TestChild.Command {
+        try LoopbackNamespace.requireInside()
+        var command = try PythonInterop.command("iroh peer", script: "Tests/PeerpoolPoolTests/Interop/iroh_peer.py", arguments: arguments)
+        command.arguments = ["-n", "5", command.executable.path] + command.arguments
+        command.executable = URL(fileURLWithPath: "/usr/bin/nice")
+        command.transcriptLimit = 400
+        return command
+    }
 
     private static func hex(_ key: SecretKey) -> String {
         key.privateKey.rawRepresentation.map { String(format: "%02x", $0) }.joined()
@@ -143,46 +148,4 @@ extension IrohPeer {
 struct IrohPeerError: Error, CustomStringConvertible {
     let description: String
     init(_ message: String) { description = message }
-}
-
-extension IrohPeer {
-    /// The iroh peer process: a `PythonLineChild` started only inside the loopback-only
-    /// namespace, niced a little (the rest of the suite runs alongside on 2 cores).
-    private final class LineChild: Sendable {
-        private let child: PythonLineChild
-
-        init(arguments: [String]) throws {
-            try LoopbackNamespace.requireInside()
-            guard FileManager.default.isExecutableFile(atPath: PythonInterop.interpreter.path) else {
-                throw IrohPeerError("\(PythonInterop.interpreter.path) is missing: run `deploy/setup.sh --test` in \(PythonInterop.repositoryRoot.path)")
-            }
-            child = try PythonLineChild(
-                executable: URL(fileURLWithPath: "/usr/bin/nice"),
-                arguments: ["-n", "5", PythonInterop.interpreter.path, "-u", IrohPeer.script.path] + arguments,
-                name: "iroh peer", lineLimit: 1 << 16, transcriptLimit: 400, makeError: { IrohPeerError($0) })
-        }
-
-        var transcript: String { child.transcript }
-        func finalTranscript(within timeout: Duration = .seconds(3)) async -> String { await child.finalTranscript(within: timeout) }
-        func exitStatus(within timeout: Duration) async throws -> Int32? { try await child.exitStatus(within: timeout) }
-        func stop() { child.stop() }
-
-        /// Removes and returns every unread line `matching` accepts, leaving the others.
-        func takeAll(_ matching: (String) -> Bool = { _ in true }) -> [String] {
-            child.withUnread { unread in
-                let taken = unread.filter(matching)
-                unread.removeAll(where: matching)
-                return taken
-            }
-        }
-
-        /// The rest of the first unread `<keyword> ...` line, leaving the other lines unread.
-        func value(of keyword: String, within timeout: Duration) async throws -> String {
-            let prefix = keyword + " "
-            let line = try await child.awaitLine(within: timeout, description: keyword) { unread in
-                unread.firstIndex { $0.hasPrefix(prefix) }.map { unread.remove(at: $0) }
-            }
-            return String(line.dropFirst(prefix.count))
-        }
-    }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import PeerpoolTestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -86,51 +87,24 @@ enum LoopbackNamespace {
         }
     }
 
-    /// Runs `nft arguments` (the rules, if any, from a temporary file) on a dispatch thread, not
-    /// the cooperative pool. posix_spawn and waitpid on its own pid, not Foundation's Process:
-    /// with a Process for nft waited on that way, a later Process child (the iroh client) was
-    /// left a zombie that Foundation never noticed, and the test hung.
+    /// Runs `nft arguments` (the rules, if any, from a temporary file) to its end, at most 30 s.
     private static func nft(_ arguments: [String], rules: String? = nil) async throws {
         let nftPath = "/usr/sbin/nft"
         guard FileManager.default.isExecutableFile(atPath: nftPath) else {
             throw IrohPeerError("\(nftPath) is missing: run `deploy/setup.sh --test` (it installs nftables)")
         }
-        let directory = FileManager.default.temporaryDirectory
-        let token = UUID().uuidString
-        let rulesPath = directory.appendingPathComponent("peerpool-nft-\(token).nft").path
-        let errorPath = directory.appendingPathComponent("peerpool-nft-\(token).err").path
-        defer {
-            try? FileManager.default.removeItem(atPath: rulesPath)
-            try? FileManager.default.removeItem(atPath: errorPath)
-        }
-        var argv = [nftPath] + arguments
+        let rulesPath = FileManager.default.temporaryDirectory.appendingPathComponent("peerpool-nft-\(UUID().uuidString).nft").path
+        defer { try? FileManager.default.removeItem(atPath: rulesPath) }
+        var argv = arguments
         if let rules {
             try Data(rules.utf8).write(to: URL(fileURLWithPath: rulesPath))
             argv += ["-f", rulesPath]
         }
-        let command = argv
-        let status: Int32 = await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                var actions = posix_spawn_file_actions_t()
-                posix_spawn_file_actions_init(&actions)
-                defer { posix_spawn_file_actions_destroy(&actions) }
-                posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-                posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-                posix_spawn_file_actions_addopen(&actions, 2, errorPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-                var cArguments = command.map { strdup($0) } + [nil]
-                defer { cArguments.forEach { free($0) } }
-                var pid: pid_t = 0
-                guard posix_spawn(&pid, nftPath, &actions, nil, &cArguments, environ) == 0 else {
-                    return continuation.resume(returning: -1)
-                }
-                var status: Int32 = 0
-                while waitpid(pid, &status, 0) == -1, errno == EINTR {}
-                continuation.resume(returning: status)
-            }
-        }
-        guard status == 0 else {
-            let message = (try? String(contentsOfFile: errorPath, encoding: .utf8)) ?? ""
-            throw IrohPeerError("\(argv.joined(separator: " ")) failed (wait status \(status)): \(message)")
+        var command = TestChild.Command.program(nftPath, argv)
+        command.standardInput = .null
+        let output = try await TestChild.run(command, within: .seconds(30))
+        guard output.status == 0 else {
+            throw IrohPeerError("\(([nftPath] + argv).joined(separator: " ")) failed (\(output)): \(output.stderr)")
         }
     }
 

@@ -274,123 +274,12 @@ final class BoundedInbox<Value: Sendable>: Sendable {
     }
 }
 
-/// A child process of the test: standard input held open (its end is a `--exit-on-stdin-eof`
-/// child's signal to leave), standard output read line by line into a bounded inbox, standard
-/// error to a file or inherited. Killed (SIGKILL) and reaped when this object goes, if still
-/// running.
-final class TestProcess: @unchecked Sendable {
-    let process = Process()
-    let pid: Int32
-    /// Standard output, one line per value, without the newline.
-    let lines = BoundedInbox<String>(capacity: 100_000)
-    private let input = Pipe()
-    private let exited = BoundedInbox<Int32>(capacity: 1)
-    private let exit = ExitRecord()
-
-    private final class ExitRecord: Sendable {
-        let status = Mutex<Int32?>(nil)
-    }
-
-    /// Starts `executable` with `arguments`. `standardError`: a file to append to, or nil to
-    /// inherit the test's.
-    init(_ executable: String, _ arguments: [String], standardError: String? = nil) throws {
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.standardInput = input
-        let output = Pipe()
-        process.standardOutput = output
-        if let standardError {
-            _ = FileManager.default.createFile(atPath: standardError, contents: nil)
-            process.standardError = FileHandle(forWritingAtPath: standardError)
-        }
-        let exited = exited
-        let exit = exit
-        process.terminationHandler = { process in
-            let status = process.terminationReason == .uncaughtSignal ? -process.terminationStatus : process.terminationStatus
-            exit.status.withLock { $0 = status }
-            exited.post(status)
-            exited.finish()
-        }
-        try process.run()
-        pid = process.processIdentifier
-        try? output.fileHandleForWriting.close()
-        let lines = lines
-        readLines(from: output.fileHandleForReading, limit: 1 << 20, line: { lines.post($0) }, atEnd: { lines.finish() })
-    }
-
-    /// `peerpool <arguments>`.
-    convenience init(peerpool arguments: [String], standardError: String? = nil) throws {
-        try self.init(peerpoolExecutable.path, arguments, standardError: standardError)
-    }
-
-    deinit {
-        if exit.status.withLock({ $0 }) == nil {
-            Glibc.kill(pid, SIGKILL)
-            process.waitUntilExit()
-        }
-    }
-
-    func signal(_ signal: Int32) {
-        guard exit.status.withLock({ $0 }) == nil else { return }
-        Glibc.kill(pid, signal)
-    }
-
-    func closeStandardInput() {
-        try? input.fileHandleForWriting.close()
-    }
-
-    /// Its exit status (a killing signal as its negative), once it exited; nil if it did not
-    /// within `timeout` (then it is killed, so it never outlives the test).
-    func waitForExit(within timeout: Duration) async -> Int32? {
-        if let status = exit.status.withLock({ $0 }) { return status }
-        if let status = await exited.next(within: timeout) { return status }
-        if let status = exit.status.withLock({ $0 }) { return status }
-        Glibc.kill(pid, SIGKILL)
-        _ = await exited.next(within: SupervisorFixture.deadline)
-        return nil
-    }
-
-    /// The next line of standard output, or nil after `timeout` or at its end.
-    func nextLine(within timeout: Duration = SupervisorFixture.deadline) async -> String? {
-        await lines.next(within: timeout)
-    }
-
-    /// SIGKILL if still running, and wait for the exit.
-    func kill() async {
-        signal(SIGKILL)
-        _ = await waitForExit(within: SupervisorFixture.deadline)
-    }
-}
-
-/// What a program run to its end left behind.
-struct ProgramOutput: Sendable, CustomStringConvertible {
-    var status: Int32?
-    var stdout: String
-    var stderr: String
-
-    var description: String {
-        "status \(status.map(String.init) ?? "none (killed at its deadline)"), stdout \(stdout.debugDescription), stderr \(stderr.debugDescription)"
-    }
-}
-
-/// Runs `executable arguments` to its end (killed after `timeout`), with empty standard input,
-/// collecting its output; blocking reads stay on threads of their own.
-func runProgram(_ executable: String, _ arguments: [String], timeout: Duration = SupervisorFixture.deadline) async throws -> ProgramOutput {
-    let directory = try ScratchDirectory()
-    defer { directory.remove() }
-    let errorFile = directory.file("stderr")
-    let child = try TestProcess(executable, arguments, standardError: errorFile)
-    child.closeStandardInput()
-    var stdout: [String] = []
-    let end = ContinuousClock.now + timeout
-    for _ in 0..<100_000 {
-        let remaining = end - .now
-        guard remaining > .zero, let line = await child.nextLine(within: remaining) else { break }
-        stdout.append(line)
-    }
-    let status = await child.waitForExit(within: max(end - .now, .seconds(1)))
-    let stderr = (try? String(contentsOfFile: errorFile, encoding: .utf8)) ?? ""
-    return ProgramOutput(status: status, stdout: stdout.map { $0 + "\n" }.joined(), stderr: stderr)
+/// Runs `executable arguments` to its end with empty standard input (killed after `timeout`),
+/// collecting its output; its `status` is nil if it was killed at the deadline.
+func runProgram(_ executable: String, _ arguments: [String], timeout: Duration = SupervisorFixture.deadline) async throws -> TestChild.Output {
+    var command = TestChild.Command.program(executable, arguments)
+    command.standardInput = .null
+    return try await TestChild.run(command, within: timeout)
 }
 
 // MARK: - Peers
@@ -398,7 +287,7 @@ func runProgram(_ executable: String, _ arguments: [String], timeout: Duration =
 /// `peerpool listen --exit-on-stdin-eof` serving the given identities (written as key files in a
 /// scratch directory) on a free loopback port: Ping, echo, source and sink.
 final class PeerListener: Sendable {
-    let child: TestProcess
+    let listen: ListenProcess
     let address: SocketAddress
     let identities: [ID52]
     private let directory: ScratchDirectory
@@ -406,51 +295,38 @@ final class PeerListener: Sendable {
     init(keys: [SecretKey]) async throws {
         let directory = try ScratchDirectory()
         self.directory = directory
-        var arguments = ["listen", "--address", "127.0.0.1:0", "--exit-on-stdin-eof"]
-        for (index, key) in keys.enumerated() {
-            let file = directory.file("peer-\(index).private-key")
-            try key.save(toFile: file)
-            arguments += ["--key-file", file]
-        }
-        let child: TestProcess
+        var arguments: [String] = []
+        let listen: ListenProcess
         do {
-            child = try TestProcess(peerpool: arguments)
+            for (index, key) in keys.enumerated() {
+                let file = directory.file("peer-\(index).private-key")
+                try key.save(toFile: file)
+                arguments += ["--key-file", file]
+            }
+            listen = try await ListenProcess(arguments, within: SupervisorFixture.deadline)
         } catch {
             directory.remove()
             throw error
         }
-        self.child = child
-        var lines: [String] = []
-        let end = ContinuousClock.now + SupervisorFixture.deadline
-        while lines.count < keys.count + 1, end > .now, let line = await child.nextLine(within: end - .now) {
-            lines.append(line)
-        }
-        let fields = lines.first?.split(separator: " ") ?? []
-        guard fields.count == 4, fields[0] == "LISTENING", let port = Int(fields[2]), lines.count == keys.count + 1,
-              let address = try? SocketAddress(ipAddress: String(fields[1]), port: port) else {
-            await child.kill()
+        guard listen.identities == keys.map(\.id52), let address = try? SocketAddress(ipAddress: listen.host, port: listen.port) else {
+            await listen.kill()
             directory.remove()
-            throw TestSupportError("peerpool listen did not announce itself: \(lines.prefix(3))")
+            throw TestSupportError("peerpool listen serves \(listen.identities), not the key files' \(keys.map(\.id52))")
         }
+        self.listen = listen
         self.address = address
-        identities = lines.dropFirst().compactMap { try? ID52(parsing: $0) }
-        guard identities == keys.map(\.id52) else {
-            await child.kill()
-            directory.remove()
-            throw TestSupportError("peerpool listen serves \(identities), not the key files' \(keys.map(\.id52))")
-        }
+        identities = listen.identities
     }
 
     /// `id52` at this listener's address.
     func peer(_ id52: ID52) -> PeerAddress { PeerAddress(id52, at: address) }
 
     /// `127.0.0.1:<port>`.
-    var hostPort: String { "\(address.ipAddress!):\(address.port!)" }
+    var hostPort: String { "\(listen.host):\(listen.port)" }
 
     /// Ends its standard input (its signal to exit) and waits; kills it if it lingers.
     func stop() async {
-        child.closeStandardInput()
-        _ = await child.waitForExit(within: .seconds(10))
+        _ = await listen.stop(within: .seconds(10))
         directory.remove()
     }
 
@@ -852,11 +728,10 @@ func tally(_ values: [String]) -> [String: Int] {
 // MARK: - `peerpool serve` as a child
 
 /// `peerpool serve --workers N --runtime-dir <scratch>` with a YAML file of test settings, once it
-/// printed `SERVING <endpoint> <n>` and its identity. Its log (and its workers') goes to
-/// `serve.log` in the scratch directory. Killed and reaped when this object goes, if still
-/// running.
+/// printed `SERVING <endpoint> <n>` and its identity. Its log (and its workers') is the end of
+/// its transcript (`log`). Killed and reaped when this object goes, if still running.
 final class ServeProcess: Sendable {
-    let child: TestProcess
+    let child: TestChild
     let directory: ScratchDirectory
     let endpoint: String
     let identity: ID52
@@ -877,32 +752,32 @@ final class ServeProcess: Sendable {
               ack_timeout: 30
 
             """ + yaml
+        let child: TestChild
         do {
             try text.write(toFile: configuration, atomically: false, encoding: .utf8)
-            child = try TestProcess(
-                peerpool: [
-                    "serve", "--workers", "\(workers)", "--runtime-dir", directory.path, "--config", configuration,
-                    "--log-level", SupervisorFixture.verbose ? "debug" : "warning",
-                ] + arguments,
-                standardError: directory.file("serve.log"))
+            child = try TestChild(.peerpool([
+                "serve", "--workers", "\(workers)", "--runtime-dir", directory.path, "--config", configuration,
+                "--log-level", SupervisorFixture.verbose ? "debug" : "warning",
+            ] + arguments))
         } catch {
             directory.remove()
             throw error
         }
-        let serving = await child.nextLine()
-        let identity = await child.nextLine()
+        self.child = child
+        let serving = try? await child.nextLine(within: SupervisorFixture.deadline)
+        let identity = try? await child.nextLine(within: SupervisorFixture.deadline)
         let fields = serving?.split(separator: " ") ?? []
         guard fields.count == 3, fields[0] == "SERVING", fields[2] == "\(workers)", let identity,
               let id52 = try? ID52(parsing: identity) else {
             await child.kill()
-            let log = (try? String(contentsOfFile: directory.file("serve.log"), encoding: .utf8)) ?? ""
             directory.remove()
-            throw TestSupportError("peerpool serve did not announce itself: \(serving ?? "nothing"), \(identity ?? "nothing"); log: \(log.suffix(2000))")
+            throw TestSupportError(
+                "peerpool serve did not announce itself: \(serving ?? "nothing"), \(identity ?? "nothing"); log: \(child.transcript.suffix(2000))")
         }
         endpoint = String(fields[1])
         self.identity = id52
         if arguments.contains("--metrics") {
-            let line = await child.nextLine()
+            let line = try? await child.nextLine(within: SupervisorFixture.deadline)
             guard let line, line.hasPrefix("METRICS http://") else {
                 await child.kill()
                 directory.remove()
@@ -916,7 +791,7 @@ final class ServeProcess: Sendable {
 
     /// What it and its workers logged so far (the end of it).
     var log: String {
-        String(((try? String(contentsOfFile: directory.file("serve.log"), encoding: .utf8)) ?? "").suffix(4000))
+        String(child.transcript.suffix(4000))
     }
 
     /// A client, once every worker runs; returns it with the workers' pids (see
