@@ -82,8 +82,11 @@ public final class Worker: Service, Sendable {
         quic.keepAliveInterval = quic.idleTimeout / 3
         // `pool.connect_timeout` is the bound the configuration documents; QUIC's own 10 s
         // handshake limit would otherwise cut every longer one short (a slow peer failed with
-        // handshake_timeout at 10 s under a 30 s connect timeout).
-        quic.handshakeTimeout = max(quic.handshakeTimeout, .milliseconds(settings.connectTimeoutMilliseconds))
+        // handshake_timeout at 10 s under a 30 s connect timeout). It stays a backstop a quarter
+        // (at least a second) beyond the connect timeout: at exactly the same instant the two
+        // timers raced, and on a loaded host QUIC's won, naming the wrong bound.
+        let connectTimeout = Duration.milliseconds(settings.connectTimeoutMilliseconds)
+        quic.handshakeTimeout = min(.seconds(86_400), max(quic.handshakeTimeout, connectTimeout + max(.seconds(1), connectTimeout / 4)))
         let endpoint: QUICEndpoint
         do {
             // Dual-stack: one socket reaches IPv6 and IPv4 peers (docs/wire-protocol.md, `address`).
