@@ -26,10 +26,11 @@ public struct IdentityError: PeerpoolError {
     }
 }
 
-/// ArgumentParser and `localizedDescription` show `errorDescription`, so users see the plain
-/// message ("Error: Key file … is readable by others …") rather than the code prefix meant for logs.
+/// ArgumentParser and `localizedDescription` show `errorDescription`: `code: message`, as every
+/// other peerpool error prints ("Error: insecure_permissions: Key file … is readable by others …"),
+/// so a script can match the code.
 extension IdentityError: LocalizedError {
-    public var errorDescription: String? { message }
+    public var errorDescription: String? { description }
 }
 
 extension ErrorCode where Domain == IdentityError {

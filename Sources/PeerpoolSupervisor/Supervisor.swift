@@ -32,6 +32,7 @@ public final class Supervisor: Service, Sendable {
     public init(configuration: SupervisorConfiguration, identities: [SecretKey], logger: Logger = Logger(label: "peerpool.supervisor")) throws {
         guard !identities.isEmpty else { throw SupervisorError(.identity, "a supervisor needs at least one identity") }
         let configuration = try configuration.validated()
+        try Self.checkAddressBook(configuration.addressBook)
         self.configuration = configuration
         self.identities = identities
         self.runtimeDirectory = RuntimeDirectory(path: configuration.runtimeDirectory)

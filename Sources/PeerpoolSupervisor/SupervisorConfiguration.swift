@@ -157,7 +157,7 @@ extension SupervisorConfiguration {
     static let maxCloseCode: UInt64 = (1 << 62) - 1
 
     /// One worker per active core, within ``workerRange``.
-    static func defaultWorkers(activeProcessorCount: Int = ProcessInfo.processInfo.activeProcessorCount) -> Int {
+    public static func defaultWorkers(activeProcessorCount: Int = ProcessInfo.processInfo.activeProcessorCount) -> Int {
         min(max(activeProcessorCount, workerRange.lowerBound), workerRange.upperBound)
     }
 

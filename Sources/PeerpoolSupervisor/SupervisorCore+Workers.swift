@@ -1,4 +1,5 @@
 import Foundation
+import PeerpoolIdentity
 import PeerpoolWire
 import PeerpoolWorker
 
@@ -16,7 +17,8 @@ extension SupervisorCore {
             index: shard, generation: generation, backendEndpoint: runtime.backendEndpoint,
             supervisorPID: getpid(), heartbeatInterval: configuration.heartbeatInterval, secretKeys: identities,
             receiveWindow: configuration.defaultWindow, addressBook: configuration.addressBook, pool: configuration.pool,
-            maxWindow: configuration.maxWindow, maxRequestTimeout: configuration.maxRequestTimeout
+            maxWindow: configuration.maxWindow, maxRequestTimeout: configuration.maxRequestTimeout,
+            defaultRequestTimeout: configuration.defaultRequestTimeout
         )
         var input = (try? JSONEncoder().encode(settings)).map { [UInt8]($0) } ?? []
         input.append(UInt8(ascii: "\n"))
@@ -50,6 +52,9 @@ extension SupervisorCore {
     /// to be killed as hung) and print into our standard error.
     static func workerEnvironment() -> [String: String] {
         var environment = ProcessInfo.processInfo.environment
+        // Workers get their keys on standard input only; a key `serve` took from the environment
+        // stays out of theirs (and out of /proc/<pid>/environ).
+        environment[SecretKey.defaultEnvironmentVariable] = nil
         if environment["SWIFT_BACKTRACE"] == nil { environment["SWIFT_BACKTRACE"] = "enable=no" }
         return environment
     }

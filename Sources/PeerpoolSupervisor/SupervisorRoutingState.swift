@@ -253,7 +253,8 @@ struct SupervisorRoutingState {
         }
         guard let id = opens.id(client: client, clientID: header.id), let open = opens.remove(id) else { return }
         if open.sentTo != nil { actions.append(.sendToWorker(shard: open.shard, WireHeader(.cancel, id: id), .none)) }
-        actions.sendError(client, id: header.id, WireError(.cancelled, "cancelled by the client", id: header.id))
+        // Counted with the other failures, so opens = opened + failed on every scrape.
+        failOpen(open, WireError(.cancelled, "cancelled by the client"), &actions)
     }
 
     private func status(_ client: ClientKey, _ header: WireHeader, _ body: ZMQFrame?, _ actions: inout [Action]) {

@@ -57,6 +57,12 @@ public struct OpenRequest: WireBody {
         try self.init(jsonBody: bytes)
     }
 
+    /// What a lower layer's error says, without its code: the answer carries `bad_request`,
+    /// and `bad_request: … malformed_header: …` would name two codes.
+    static func reason(_ error: any Error) -> String {
+        (error as? StreamProtocolError)?.message ?? "\(error)"
+    }
+
     /// Reads a body; every problem is a `bad_request` or `bad_id52` naming the field.
     public init(jsonBody bytes: some Collection<UInt8>, maxTimeout: Duration = .seconds(600), maxWindow: Int = 16_777_216) throws(WireError) {
         let parsed = bytes.withContiguousStorageIfAvailable { bytes in
@@ -66,7 +72,7 @@ public struct OpenRequest: WireBody {
         }
         let value: JSONValue
         do { value = try parsed.get() } catch {
-            throw WireError(.badRequest, "OPEN's body is not JSON: \(error)")
+            throw WireError(.badRequest, "OPEN's body is not JSON: \(Self.reason(error))")
         }
         guard case .object(let fields) = value else {
             throw WireError(.badRequest, "OPEN's body must be a JSON object")
@@ -104,7 +110,7 @@ public struct OpenRequest: WireBody {
         }
         let streamProtocol: StreamProtocol
         do { streamProtocol = try StreamProtocol(value: protocolValue) } catch {
-            throw WireError(.badRequest, "OPEN's \"protocol\" is not a fastn-net protocol: \(error)")
+            throw WireError(.badRequest, "OPEN's \"protocol\" is not a fastn-net protocol: \(Self.reason(error))")
         }
         let address = try string("address")
         let extra = try string("extra")

@@ -28,7 +28,7 @@ extension WorkerCore {
         let task = Task(executorPreference: executor) { [self] in await openThenRead(pipe, open) }
         // The deadline is a reactor timer, not a sleeping task racing getStream: no task group,
         // no dispatch timer per open.
-        let timeout = open.request.timeout ?? Self.defaultTimeout
+        let timeout = open.request.timeout ?? .milliseconds(settings.defaultRequestTimeoutMilliseconds)
         let timer = reactor.schedule(after: timeout) { [unowned self] in
             guard let pending = opens[id], pending.stream === pipe else { return }
             opens[id] = nil

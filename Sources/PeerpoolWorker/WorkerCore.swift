@@ -75,8 +75,6 @@ final class WorkerCore: Sendable {
 
     /// Largest DATA body the worker sends: a QUIC read can return megabytes at once.
     static let maxDataFrame = 256 * 1024
-    /// OPEN's deadline when it names none.
-    static let defaultTimeout: Duration = .seconds(10)
     /// The QUIC code a stream is reset with when the worker gives it up (an ABORTED, a CANCEL,
     /// shutdown): fastn's "abandoned".
     static let abandonCode = ProtocolErrorCode.abandoned

@@ -35,13 +35,18 @@ public struct WorkerSettings: Codable, Sendable, Equatable {
     /// configured limits, so both sides range-check an OPEN alike.
     public var maxWindow: Int
     public var maxRequestTimeoutMilliseconds: Int
+    /// An OPEN's deadline when it names no `timeout_ms`: the supervisor's
+    /// `default_request_timeout`, so the worker answers `timeout` before the supervisor's backstop.
+    public var defaultRequestTimeoutMilliseconds: Int
 
     public init(
         index: Int, generation: Int, backendEndpoint: String, supervisorPID: Int32,
         heartbeatInterval: Duration, secretKeys: [SecretKey], receiveWindow: Int,
         addressBook: String?, pool: PoolConfiguration,
-        maxWindow: Int = 16_777_216, maxRequestTimeout: Duration = .seconds(600)
+        maxWindow: Int = 16_777_216, maxRequestTimeout: Duration = .seconds(600),
+        defaultRequestTimeout: Duration = .seconds(10)
     ) {
+        self.defaultRequestTimeoutMilliseconds = OpenRequest.milliseconds(defaultRequestTimeout)
         self.maxWindow = maxWindow
         self.maxRequestTimeoutMilliseconds = OpenRequest.milliseconds(maxRequestTimeout)
         self.index = index

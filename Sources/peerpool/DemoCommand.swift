@@ -35,7 +35,12 @@ struct DemoCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard workers >= 2 else { throw ValidationError("--workers must be at least 2: one shard is killed, the others carry on") }
-        guard peers >= workers else { throw ValidationError("--peers must be at least --workers") }
+        guard workers <= 64 else { throw ValidationError("--workers must be at most 64") }
+        guard peers >= workers, peers <= 1_000 else { throw ValidationError("--peers must be at least --workers and at most 1000") }
+        // The demo knows the supervisor has seen the kill when the waiters fail; with none, its
+        // next request could still reach the dying worker.
+        guard (1...5_000).contains(waiters) else { throw ValidationError("--waiters must be between 1 and 5000") }
+        guard (1...4_096).contains(mib) else { throw ValidationError("--mib must be between 1 and 4096") }
     }
 
     func run() async throws {

@@ -40,7 +40,7 @@ struct ListenCommand: AsyncParsableCommand {
 
     @Option(
         name: .customLong("key-file"),
-        help: ArgumentHelp("Secret key file of an identity to serve as; repeat for more.", valueName: "path"))
+        help: ArgumentHelp("Secret key file of an identity to serve as; repeat for more. Without one, the key in PEERPOOL_SECRET_KEY (64 hex characters) when set.", valueName: "path"))
     var keyFiles: [String] = []
 
     @Option(help: ArgumentHelp(
@@ -64,12 +64,18 @@ struct ListenCommand: AsyncParsableCommand {
     static let connectionHeadroom = 1024
 
     func validate() throws {
-        _ = try HostPort.parse(address)
+        let (_, port) = try HostPort.parse(address)
         if let identities {
-            guard identities >= 1 else { throw ValidationError("--identities must be at least 1") }
+            guard identities >= 1, identities <= 100_000 else { throw ValidationError("--identities must be between 1 and 100000") }
             guard identities >= keyFiles.count else {
                 throw ValidationError("--identities \(identities) is fewer than the \(keyFiles.count) key files given")
             }
+        }
+        // Consecutive ports from the one given: the last must still be a port.
+        let sockets = identities ?? max(keyFiles.count, 1)
+        if socketPerIdentity, port != 0, Int(port) + sockets - 1 > 65_535 {
+            throw ValidationError(
+                "--socket-per-identity needs \(sockets) consecutive ports from \(port), past 65535: start lower, or use port 0")
         }
     }
 
@@ -153,12 +159,8 @@ struct ListenCommand: AsyncParsableCommand {
     /// The key files' identities, then generated ones up to `--identities`. Refuses a key given
     /// twice: two certificates for one name would make SNI ambiguous.
     private func loadIdentities() throws -> [SecretKey] {
-        var keys = try keyFiles.map { try SecretKey.load(fromFile: $0) }
-        var seen = Set<ID52>()
-        for (key, path) in zip(keys, keyFiles) where !seen.insert(key.id52).inserted {
-            throw ValidationError("key file \(path) holds \(key.id52), which an earlier --key-file already gave")
-        }
-        let total = identities ?? max(1, keyFiles.count)
+        var keys = try CommandIdentities.configured(keyFiles: keyFiles)
+        let total = max(identities ?? max(1, keys.count), keys.count)
         keys.reserveCapacity(total)
         while keys.count < total { keys.append(SecretKey.generate()) }
         return keys

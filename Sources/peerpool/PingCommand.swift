@@ -1,4 +1,5 @@
 import ArgumentParser
+import PeerpoolCommandSupport
 import Foundation
 import NIOCore
 import PeerpoolDiscovery
@@ -35,7 +36,9 @@ struct PingCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard count >= 1 else { throw ValidationError("--count must be at least 1") }
-        guard interval >= 0, interval.isFinite else { throw ValidationError("--interval must be a number of seconds, 0 or more") }
+        guard interval >= 0, interval <= DialOptions.longestWait else {
+            throw ValidationError("--interval must be between 0 and \(Int(DialOptions.longestWait)) seconds (a day)")
+        }
     }
 
     func run() async throws {
@@ -62,7 +65,7 @@ struct PingCommand: AsyncParsableCommand {
 
 /// Options of the commands that dial one peer (`ping`, `stream`), and the pool they dial with.
 struct DialOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Secret key file to connect as (default: a new identity).", valueName: "path"))
+    @Option(help: ArgumentHelp("Secret key file to connect as (default: the key in PEERPOOL_SECRET_KEY, else a new identity).", valueName: "path"))
     var keyFile: String?
 
     @Option(help: ArgumentHelp(
@@ -84,9 +87,15 @@ struct DialOptions: ParsableArguments {
     var pkarrRelay: String?
 
     func validate() throws {
-        guard timeout > 0, timeout.isFinite else { throw ValidationError("--timeout must be a positive number of seconds") }
+        // Checked before any conversion: a Duration of 1e300 seconds traps.
+        guard timeout >= 0.001, timeout <= Self.longestWait else {
+            throw ValidationError("--timeout must be between 0.001 and \(Int(Self.longestWait)) seconds (a day)")
+        }
         if dnsServer != nil, dnsOrigin == nil { throw ValidationError("--dns-server needs --dns-origin") }
     }
+
+    /// The longest `--timeout` or `--interval`: a day.
+    static let longestWait = 86_400.0
 
     /// Whether a peer given by ID52 alone can be found.
     var discovers: Bool { dnsOrigin != nil || pkarrRelay != nil }
@@ -124,10 +133,15 @@ struct DialOptions: ParsableArguments {
     /// afterwards, whether `body` returned or threw.
     func withPool<T>(to target: String, _ body: (PeerPool, PeerAddress) async throws -> T) async throws -> T {
         let address = try PeerAddress(parsing: target)
-        let key = try keyFile.map { try SecretKey.load(fromFile: $0) } ?? SecretKey.generate()
+        if address.socketAddress == nil, !discovers {
+            throw ValidationError(
+                "\(target) has no address: give it as id52@host:port, or find it by ID52 with --dns-origin or --pkarr-relay")
+        }
+        let key = try CommandIdentities.configured(keyFiles: keyFile.map { [$0] } ?? []).first ?? SecretKey.generate()
         let limit = Duration.seconds(timeout)
         var quic = QUICConfiguration()
-        quic.handshakeTimeout = limit
+        // A backstop beyond the connect timeout, so that the timeout the user gave is the one named.
+        quic.handshakeTimeout = min(.seconds(Self.longestWait), limit * 1.25 + .seconds(1))
         // A wildcard socket of the peer's family: the kernel picks the source address. A peer
         // found through DNS may have either family: a dual-stack socket.
         let host = address.socketAddress == nil && discovers || address.socketAddress?.protocol == .inet6 ? "::" : "0.0.0.0"

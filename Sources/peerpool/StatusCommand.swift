@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import PeerpoolCommandSupport
 import PeerpoolSupervisor
 import PeerpoolWire
 
@@ -22,10 +23,23 @@ struct StatusCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Give up after this many seconds.", valueName: "seconds"))
     var timeout: Double = 5
 
+    func validate() throws {
+        guard timeout >= 0.001, timeout <= 86_400 else {
+            throw ValidationError("--timeout must be between 0.001 and 86400 seconds (a day)")
+        }
+    }
+
     func run() async throws {
         var configuration = try config.map { try SupervisorConfiguration(contentsOfFile: $0) } ?? SupervisorConfiguration()
         if let runtimeDirectory { configuration.runtimeDirectory = runtimeDirectory }
         let endpoint = RuntimeDirectory(path: configuration.runtimeDirectory).frontendEndpoint
+        // libzmq would wait the whole timeout for a socket that will never appear.
+        let socketPath = String(endpoint.dropFirst("ipc://".count))
+        guard FileManager.default.fileExists(atPath: socketPath) else {
+            throw CommandError(
+                .noSupervisor,
+                "no supervisor serves \(configuration.runtimeDirectory): \(socketPath) does not exist (give `serve`'s --runtime-dir or --config)")
+        }
         var clientConfiguration = SupervisorClient.Configuration()
         clientConfiguration.connectTimeout = .milliseconds(Int(timeout * 1000))
         let client = try await SupervisorClient.connect(to: endpoint, configuration: clientConfiguration)

@@ -11,7 +11,9 @@ import Testing
 
 /// The relay client against `iroh_relay.py` (PythonTestRelay), a relay written from the
 /// protocol independently of the Swift code, over real loopback sockets.
-@Suite(.timeLimit(.minutes(3))) struct IrohRelayClientTests {
+/// Serialized: each test starts Python relays, and sixteen interpreters starting at once on a
+/// 2-core machine missed the relay handshake deadline.
+@Suite(.serialized, .timeLimit(.minutes(3))) struct IrohRelayClientTests {
     /// Reconnects quickly, so restart tests finish well inside their deadlines.
     static var fastReconnect: IrohRelayClient.Configuration {
         var configuration = IrohRelayClient.Configuration()

@@ -338,7 +338,9 @@ struct RoutingStateTests {
         h.running()
         let peer = try Self.peers(onShard: 0)[0]
         _ = h.open(h.a, 4, to: peer)
+        _ = h.state.takeMetrics()
         #expect(h.client(h.a, .cancel, 4) == ["w0 ← CANCEL 1", "A ← ERROR 4 cancelled"])
+        #expect(h.state.takeMetrics() == [.failed(shard: 0, code: "cancelled")])
         #expect(h.client(h.a, .cancel, 4).isEmpty)
     }
 

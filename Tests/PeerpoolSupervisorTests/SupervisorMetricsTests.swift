@@ -46,6 +46,9 @@ struct SupervisorMetricsTests {
                 #expect(Self.value(first.body, #"peerpool_worker_restarts_total{shard="\#(shard)"}"#) == 0, "\(first.body)")
             }
             #expect(Self.value(first.body, "peerpool_clients") == 1, "\(first.body)")
+            // A count since start is a counter, so rate() and increase() work on it.
+            #expect(first.body.contains("# TYPE peerpool_clients_overrun_total counter"), "\(first.body)")
+            #expect(first.body.contains("# TYPE peerpool_worker_restarts_total counter"), "\(first.body)")
 
             kill(pids[0], SIGKILL)
             let after = try await SupervisorFixture.waitForValue("the scrape to show shard 0's restart") { () async throws -> String? in

@@ -112,4 +112,18 @@ struct WireBodyTests {
         let body = text.replacingOccurrences(of: "REMOTE", with: SecretKey.generate().id52.description)
         #expect(refusal(OpenRequest.self, Array(body.utf8)) == code)
     }
+
+    /// The answer's code is the one code in it: a stream-protocol fault inside is told by its
+    /// message alone.
+    @Test(arguments: ["not json", #"{"remote":"REMOTE","protocol":"Pong"}"#])
+    func open_refusal_namesOneCode(_ text: String) {
+        let body = text.replacingOccurrences(of: "REMOTE", with: SecretKey.generate().id52.description)
+        do {
+            _ = try OpenRequest(jsonBody: Array(body.utf8))
+            Issue.record("accepted \(text)")
+        } catch {
+            #expect(error.code == .badRequest)
+            #expect(!error.message.contains("malformed_header") && !error.message.contains("_"), "\(error.message)")
+        }
+    }
 }

@@ -25,14 +25,16 @@ public final class SupervisorMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
     private let shards: [ShardMetrics]
     private let clients: Gauge
-    private let clientsOverrun: Gauge
+    private let clientsOverrun: Counter
+    /// The overrun count last seen in a status, so the counter grows by the difference.
+    private let overrunSeen = Mutex(0)
     private let uptime: Gauge
 
     public init(workers: Int, registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
         shards = (0..<workers).map { ShardMetrics(shard: $0, registry: registry) }
         clients = registry.makeGauge(descriptor: .peerpool("clients", unit: "", help: "Clients connected to the frontend."))
-        clientsOverrun = registry.makeGauge(descriptor: .peerpool(
+        clientsOverrun = registry.makeCounter(descriptor: .peerpool(
             "clients_overrun", unit: "total", help: "Clients dropped for not reading their replies, since start."))
         uptime = registry.makeGauge(descriptor: .peerpool("uptime", unit: "seconds", help: "Seconds since the supervisor started."))
     }
@@ -74,7 +76,12 @@ public final class SupervisorMetrics: Sendable {
     /// Sets the gauges from a status snapshot.
     public func update(from status: SupervisorStatus) {
         clients.set(Double(status.clients))
-        clientsOverrun.set(Double(status.clientsOverrun ?? 0))
+        let overrun = status.clientsOverrun ?? 0
+        let added = overrunSeen.withLock { seen in
+            defer { seen = max(seen, overrun) }
+            return max(0, overrun - seen)
+        }
+        if added > 0 { clientsOverrun.increment(by: Int64(added)) }
         uptime.set(status.uptimeSeconds)
         for worker in status.workers where shards.indices.contains(worker.index) {
             shards[worker.index].update(from: worker)

@@ -740,7 +740,8 @@ final class ServeProcess: Sendable {
 
     /// `yaml` is appended to the test defaults (quick heartbeats, a 30 s connect timeout);
     /// `arguments` to the command line.
-    init(workers: Int, yaml: String = "", arguments: [String] = []) async throws {
+    /// `environment` nil: the test process's.
+    init(workers: Int, yaml: String = "", arguments: [String] = [], environment: [String: String]? = nil) async throws {
         let directory = try ScratchDirectory()
         self.directory = directory
         let configuration = directory.file("peerpool.yaml")
@@ -755,10 +756,12 @@ final class ServeProcess: Sendable {
         let child: TestChild
         do {
             try text.write(toFile: configuration, atomically: false, encoding: .utf8)
-            child = try TestChild(.peerpool([
+            var command = TestChild.Command.peerpool([
                 "serve", "--workers", "\(workers)", "--runtime-dir", directory.path, "--config", configuration,
                 "--log-level", SupervisorFixture.verbose ? "debug" : "warning",
-            ] + arguments))
+            ] + arguments)
+            command.environment = environment
+            child = try TestChild(command)
         } catch {
             directory.remove()
             throw error
@@ -814,10 +817,10 @@ final class ServeProcess: Sendable {
     /// Runs `body` with a started `peerpool serve` and a connected client (its workers all
     /// running), and always closes the client and kills the supervisor afterwards, awaited.
     static func with<T>(
-        workers: Int, yaml: String = "", arguments: [String] = [],
+        workers: Int, yaml: String = "", arguments: [String] = [], environment: [String: String]? = nil,
         _ body: (ServeProcess, SupervisorClient, [Int32]) async throws -> T
     ) async throws -> T {
-        let serve = try await ServeProcess(workers: workers, yaml: yaml, arguments: arguments)
+        let serve = try await ServeProcess(workers: workers, yaml: yaml, arguments: arguments, environment: environment)
         let client: SupervisorClient, pids: [Int32]
         do {
             (client, pids) = try await serve.connect()

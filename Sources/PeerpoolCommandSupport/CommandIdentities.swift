@@ -1,0 +1,37 @@
+import Foundation
+import PeerpoolIdentity
+
+/// Where a command's identities come from: `--key-file`s, else `PEERPOOL_SECRET_KEY`, else keys
+/// generated for this run. One rule for `listen`, `ping`, `stream` and `serve`.
+public enum CommandIdentities {
+    /// The key in `PEERPOOL_SECRET_KEY` (64 hex characters), or nil when the variable is unset or
+    /// empty. A value that is not a key is an error, never silently replaced by a new identity.
+    public static func environmentKey(
+        _ environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws -> SecretKey? {
+        guard let value = environment[SecretKey.defaultEnvironmentVariable], !value.isEmpty else { return nil }
+        return try SecretKey.load(fromEnvironment: SecretKey.defaultEnvironmentVariable, environment: environment)
+    }
+
+    /// The keys of `paths`, in order; the same identity twice is refused, naming both files.
+    public static func load(keyFiles paths: [String]) throws -> [SecretKey] {
+        var keys: [SecretKey] = []
+        var seen: [ID52: String] = [:]
+        for path in paths {
+            let key = try SecretKey.load(fromFile: path)
+            if let earlier = seen[key.id52] {
+                throw CommandError(
+                    .duplicateIdentity, "key files \(earlier) and \(path) both hold \(key.id52); give each identity once")
+            }
+            seen[key.id52] = path
+            keys.append(key)
+        }
+        return keys
+    }
+
+    /// `load(keyFiles:)`, or the environment's key when no file is given; empty when neither is.
+    public static func configured(keyFiles paths: [String]) throws -> [SecretKey] {
+        guard paths.isEmpty else { return try load(keyFiles: paths) }
+        return try environmentKey().map { [$0] } ?? []
+    }
+}
