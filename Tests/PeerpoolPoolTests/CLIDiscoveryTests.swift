@@ -32,10 +32,7 @@ struct CLIDiscoveryTests {
         #expect(result.stderr.contains("connect_failed") && result.stderr.contains("relay http://127.0.0.1:1/"), "\(result)")
     }
 
-    @Test func ping_byID52Alone_withoutDNSOrigin_stillFailsWithNoAddress() async throws {
-        let result = try await TestChild.runPeerpool(["ping", "\(SecretKey.generate().id52)"])
-        #expect(result.status != 0 && result.stderr.contains("no_address"), "\(result)")
-    }
+    // A bare ID52 without --dns-origin or --pkarr-relay: CLIArgumentTests.
 
     /// The whole round of pkarr discovery between two peerpool commands: `listen --pkarr-relay`
     /// publishes its address signed by its key; `ping ID52 --pkarr-relay` finds it there.
