@@ -23,6 +23,15 @@ public struct RuntimeDirectory: Sendable {
         self.path = path
     }
 
+    /// Removes the socket files once their sockets are closed (libzmq leaves them when the
+    /// context ends with the listener closed). Only the lock holder may: nobody else can have
+    /// bound them meanwhile. The lock file stays; an unheld flock on it means nothing.
+    func removeSockets() {
+        for endpoint in [frontendEndpoint, backendEndpoint] {
+            unlink(String(endpoint.dropFirst("ipc://".count)))
+        }
+    }
+
     /// Creates the directory (0700) if missing and checks owner and mode.
     public func prepare() throws {
         if mkdir(path, 0o700) != 0 && errno != EEXIST {

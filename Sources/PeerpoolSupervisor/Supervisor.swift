@@ -117,6 +117,7 @@ public final class Supervisor: Service, Sendable {
         reactor.stop()
         await reactor.stopped()
         context.terminate()
+        runtimeDirectory.removeSockets()
     }
 
     public func run() async throws {
@@ -133,6 +134,7 @@ public final class Supervisor: Service, Sendable {
         reactor.stop()
         await reactor.stopped()
         context.terminate()
+        runtimeDirectory.removeSockets()
     }
 
     private func waitUntilStopped() async {

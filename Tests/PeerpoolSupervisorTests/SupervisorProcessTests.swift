@@ -102,6 +102,9 @@ struct SupervisorProcessTests {
             #expect(ContinuousClock.now - drainStarted < grace, "serve waited out its grace period instead of ending with the last stream")
             let survivors = await ProcessTable.waitUntilGone(workers, within: .seconds(10))
             #expect(survivors.isEmpty, "workers \(survivors) outlived a drained supervisor (killed now)")
+            // Nothing left behind that looks like a running supervisor.
+            let left = try FileManager.default.contentsOfDirectory(atPath: serve.directory.path).filter { $0.hasSuffix(".sock") }
+            #expect(left.isEmpty, "socket files left after the supervisor exited: \(left)")
         } catch {
             await client.close()
             await serve.kill()
