@@ -33,10 +33,24 @@ public struct AddressBook: AddressResolver {
         self.relays = relays
     }
 
+    /// The largest address book file read: a line per peer, so 64 MiB is millions of peers; the
+    /// bound keeps a wrong path (`/dev/zero`) from filling memory.
+    public static let maximumFileSize = 64 << 20
+
     public init(contentsOfFile path: String) throws {
         let text: String
         do {
+            let attributes = try FileManager.default.attributesOfItem(atPath: path)
+            guard attributes[.type] as? FileAttributeType == .typeRegular else {
+                throw PoolError(.badAddress, "cannot read address book \(path): not a regular file")
+            }
+            let size = (attributes[.size] as? NSNumber)?.intValue ?? 0
+            guard size <= Self.maximumFileSize else {
+                throw PoolError(.badAddress, "cannot read address book \(path): \(size) bytes, more than \(Self.maximumFileSize)")
+            }
             text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch let error as PoolError {
+            throw error
         } catch {
             throw PoolError(.badAddress, "cannot read address book \(path): \(error.localizedDescription)")
         }

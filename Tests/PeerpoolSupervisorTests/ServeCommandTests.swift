@@ -40,11 +40,13 @@ struct ServeCommandTests {
     @Test(arguments: [
         ("missing", nil, "cannot read"),
         ("bad line", "\(SecretKey.generate().id52) 127.0.0.1:1\nnot-an-id52 127.0.0.1:2\n", "peers.txt:2:"),
+        // Read whole, it would fill memory.
+        ("device", nil, "/dev/zero: not a regular file"),
     ] as [(String, String?, String)])
     func unusableAddressBook_failsServeBeforeServing(name: String, contents: String?, detail: String) async throws {
         let directory = try ScratchDirectory()
         defer { directory.remove() }
-        let book = directory.file("peers.txt")
+        let book = name == "device" ? "/dev/zero" : directory.file("peers.txt")
         if let contents { try contents.write(toFile: book, atomically: false, encoding: .utf8) }
         let result = try await TestChild.run(
             .peerpool(["serve", "--workers", "1", "--runtime-dir", directory.path, "--address-book", book]),
