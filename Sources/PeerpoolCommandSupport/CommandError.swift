@@ -15,8 +15,6 @@ public enum CommandLayer {}
 extension ErrorCode where Domain == CommandError {
     /// A socket the command was asked to serve on could not be bound (in use, not an address here).
     public static let bindFailed = Self("bind_failed")
-    /// Key files that name one identity twice.
-    public static let duplicateIdentity = Self("duplicate_identity")
     /// No supervisor's socket where `status` looked.
     public static let noSupervisor = Self("no_supervisor")
     /// A program the benchmark runs is not installed.

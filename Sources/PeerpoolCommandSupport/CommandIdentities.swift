@@ -13,25 +13,10 @@ public enum CommandIdentities {
         return try SecretKey.load(fromEnvironment: SecretKey.defaultEnvironmentVariable, environment: environment)
     }
 
-    /// The keys of `paths`, in order; the same identity twice is refused, naming both files.
-    public static func load(keyFiles paths: [String]) throws -> [SecretKey] {
-        var keys: [SecretKey] = []
-        var seen: [ID52: String] = [:]
-        for path in paths {
-            let key = try SecretKey.load(fromFile: path)
-            if let earlier = seen[key.id52] {
-                throw CommandError(
-                    .duplicateIdentity, "key files \(earlier) and \(path) both hold \(key.id52); give each identity once")
-            }
-            seen[key.id52] = path
-            keys.append(key)
-        }
-        return keys
-    }
-
-    /// `load(keyFiles:)`, or the environment's key when no file is given; empty when neither is.
+    /// The keys of `paths` (`SecretKey.load(fromFiles:)`), or the environment's key when no file
+    /// is given; empty when neither is.
     public static func configured(keyFiles paths: [String]) throws -> [SecretKey] {
-        guard paths.isEmpty else { return try load(keyFiles: paths) }
+        guard paths.isEmpty else { return try SecretKey.load(fromFiles: paths) }
         return try environmentKey().map { [$0] } ?? []
     }
 }

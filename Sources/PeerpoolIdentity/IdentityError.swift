@@ -52,6 +52,8 @@ extension ErrorCode where Domain == IdentityError {
     public static let keyFileMalformed = Self("key_file_malformed")
     /// Saving would replace an existing key file, which could destroy an identity.
     public static let keyFileExists = Self("key_file_exists")
+    /// Two key files hold the same key: one identity given twice, usually a typo.
+    public static let duplicateIdentity = Self("duplicate_identity")
     /// The environment variable meant to hold the secret key is not set.
     public static let environmentVariableMissing = Self("environment_variable_missing")
     /// The environment variable is set but does not hold 64 hexadecimal characters.

@@ -142,6 +142,25 @@ extension SecretKey {
     ///
     /// Throws ``IdentityError/Code/keyFileUnreadable``, ``IdentityError/Code/keyFileInsecurePermissions``
     /// or ``IdentityError/Code/keyFileMalformed``; every message names the file.
+    /// The keys of `paths`, in order. The same key in two files is refused
+    /// (``IdentityError/Code/duplicateIdentity``, naming both files): two certificates for one
+    /// name would make the choice of identity ambiguous.
+    public static func load(fromFiles paths: [String]) throws -> [SecretKey] {
+        var keys: [SecretKey] = []
+        var seen: [ID52: String] = [:]
+        for path in paths {
+            let key = try load(fromFile: path)
+            if let earlier = seen[key.id52] {
+                throw IdentityError(
+                    code: .duplicateIdentity,
+                    message: "key files \(earlier) and \(path) both hold \(key.id52); give each identity once")
+            }
+            seen[key.id52] = path
+            keys.append(key)
+        }
+        return keys
+    }
+
     public static func load(fromFile path: String) throws -> SecretKey {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else {

@@ -1,4 +1,3 @@
-import Foundation
 import PeerpoolPool
 
 extension Supervisor {
@@ -8,10 +7,6 @@ extension Supervisor {
     /// naming the file and line.
     static func checkAddressBook(_ path: String?) throws {
         guard let path else { return }
-        guard FileManager.default.isReadableFile(atPath: path) else {
-            throw SupervisorConfigurationError(
-                .unreadableFile, key: "address_book", "cannot read \(path): no such file, or no permission to read it")
-        }
         do {
             _ = try AddressBook(contentsOfFile: path)
         } catch let error as PoolError {

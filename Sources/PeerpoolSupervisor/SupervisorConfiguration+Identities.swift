@@ -6,18 +6,9 @@ extension SupervisorConfiguration {
     /// two certificates for one name would make the choice of identity ambiguous.
     public func loadIdentities() throws -> [SecretKey] {
         guard !keyFiles.isEmpty else { return (0..<max(1, ephemeralIdentities)).map { _ in SecretKey.generate() } }
-        var keys: [SecretKey] = []
-        var seen = Set<ID52>()
-        for path in keyFiles {
-            let key: SecretKey
-            do { key = try SecretKey.load(fromFile: path) } catch {
-                throw SupervisorError(.identity, "cannot load key file \(path): \(error)")
-            }
-            guard seen.insert(key.id52).inserted else {
-                throw SupervisorError(.identity, "key file \(path) holds \(key.id52), which an earlier key file already gave")
-            }
-            keys.append(key)
+        // Each IdentityError names its file (or both files of a duplicate).
+        do { return try SecretKey.load(fromFiles: keyFiles) } catch {
+            throw SupervisorError(.identity, "cannot load key_files: \(error)")
         }
-        return keys
     }
 }

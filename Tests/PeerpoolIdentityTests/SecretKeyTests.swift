@@ -104,6 +104,22 @@ import Testing
         }
     }
 
+    @Test func loadFromFiles_keepsTheOrder_andRefusesOneKeyInTwoFiles_namingBoth() throws {
+        try withTemporaryDirectory { directory in
+            let (a, b) = (SecretKey.generate(), SecretKey.generate())
+            try a.save(toFile: directory + "/a.private-key")
+            try b.save(toFile: directory + "/b.private-key")
+            try writeFile(directory + "/copy.private-key", contents: a.hexSeed + "\n", mode: 0o600)
+            let loaded = try SecretKey.load(fromFiles: [directory + "/b.private-key", directory + "/a.private-key"])
+            #expect(loaded.map(\.id52) == [b.id52, a.id52])
+            let error = #expect(throws: IdentityError.self) {
+                try SecretKey.load(fromFiles: [directory + "/a.private-key", directory + "/b.private-key", directory + "/copy.private-key"])
+            }
+            #expect(error?.code == .duplicateIdentity)
+            #expect(error?.message.contains("a.private-key and \(directory)/copy.private-key both hold \(a.id52)") == true, "\(String(describing: error))")
+        }
+    }
+
     @Test func load_acceptsFastnStyleFileWithoutNewline() throws {
         try withTemporaryDirectory { directory in
             let path = directory + "/fastn.private-key"
